@@ -1,0 +1,11 @@
+#pragma once
+// Each subcommand of `grpo` lives in its own cli/<name>_command.cpp and registers itself here.
+namespace CLI { class App; }
+
+namespace grpo::cli {
+
+void add_init_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
+void add_logprobs_command(CLI::App& app);
+
+}  // namespace grpo::cli
