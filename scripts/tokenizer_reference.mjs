@@ -3,6 +3,7 @@
 //
 //   node scripts/tokenizer_reference.mjs fixtures CORPUS_JSON OUT_DIR   golden ids for every tokenizer
 //   node scripts/tokenizer_reference.mjs bench TOKENIZER_DIR TEXT_FILE  encode speed, one line of JSON
+//   node scripts/tokenizer_reference.mjs bench-text OUT_FILE MEGABYTES   deterministic mixed text
 //
 // Corpus cases with "hex" hold bytes that are not valid UTF-8, which no JS string can carry. grpo
 // defines their encoding as: valid UTF-8 runs are encoded as usual, and each stray byte is one word of
@@ -117,25 +118,92 @@ function fixtures(corpusFile, outDir) {
   }
 }
 
+// FNV-1a over the ids, so two implementations can show they produced the same 2 million ids.
+function hashIds(hash, ids) {
+  for (const id of ids) {
+    for (let k = 0; k < 4; ++k) {
+      hash ^= BigInt((id >>> (8 * k)) & 0xff);
+      hash = (hash * 0x100000001b3n) & 0xffffffffffffffffn;
+    }
+  }
+  return hash;
+}
+
 function bench(dir, textFile) {
   const { tokenizer } = load(dir);
   const text = fs.readFileSync(textFile, "utf8");
   const bytes = Buffer.byteLength(text, "utf8");
-  // The benchmark text is a list of documents separated by blank lines, encoded one by one as a
-  // training pipeline would; the first pass warms up the JIT.
-  const docs = text.split("\n\n\n");
-  let tokens = 0;
+  // The text is a list of documents separated by "\n\n\n\f", encoded one by one as a data pipeline
+  // would; the first 50 are encoded once before timing (JIT and cache warm-up, the same on both sides).
+  const docs = text.split("\f");
   for (const d of docs.slice(0, 50)) tokenizer.encode(d, { add_special_tokens: false });
+  const all = [];
   const start = process.hrtime.bigint();
-  for (const d of docs) tokens += tokenizer.encode(d, { add_special_tokens: false }).ids.length;
+  for (const d of docs) all.push(tokenizer.encode(d, { add_special_tokens: false }).ids);
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  console.log(JSON.stringify({ bytes, tokens, seconds }));
+  let tokens = 0, hash = 0xcbf29ce484222325n;
+  for (const ids of all) {
+    tokens += ids.length;
+    hash = hashIds(hash, ids);
+  }
+  console.log(JSON.stringify({ bytes, tokens, seconds, ids_hash: hash.toString(16) }));
+}
+
+// Mixed text with a realistic long tail of words: prose from random syllables, Chinese, code, LaTeX,
+// numbers, emoji and whitespace runs, from a fixed-seed generator (the same file on every machine).
+function benchText(outFile, megabytes) {
+  let state = 0x9e3779b9;
+  const rand = () => {
+    state ^= state << 13; state >>>= 0;
+    state ^= state >>> 17;
+    state ^= state << 5; state >>>= 0;
+    return state / 4294967296;
+  };
+  const pick = (xs) => xs[Math.floor(rand() * xs.length)];
+  const syllables = ["ta", "re", "on", "ing", "the", "an", "st", "pro", "com", "ver", "al", "ex", "ment", "tion",
+                     "ly", "er", "in", "de", "ca", "mo", "si", "qu", "ble", "ght", "ou", "ph", "sch", "y"];
+  const word = () => { let w = ""; const n = 1 + Math.floor(rand() * 4); for (let i = 0; i < n; ++i) w += pick(syllables); return w; };
+  const sentence = () => {
+    const n = 5 + Math.floor(rand() * 15);
+    const ws = [];
+    for (let i = 0; i < n; ++i) ws.push(rand() < 0.05 ? String(Math.floor(rand() * 100000)) : word());
+    let s = ws.join(" ");
+    s = s[0].toUpperCase() + s.slice(1);
+    return s + pick([".", ".", ".", "?", "!", ",", ";"]) + pick([" ", " ", " ", "'s ", " (" + word() + ") "]);
+  };
+  const chinese = () => { let s = ""; const n = 10 + Math.floor(rand() * 60); for (let i = 0; i < n; ++i) s += rand() < 0.1 ? pick(["，", "。", "、", "：", "（", "）"]) : String.fromCodePoint(0x4e00 + Math.floor(rand() * 3000)); return s; };
+  const code = () => {
+    const name = word() + "_" + word();
+    return `def ${name}(${word()}, ${word()}=${Math.floor(rand() * 100)}):\n    if ${word()} > ${rand().toFixed(3)}:\n` +
+           `        return [${word()} for ${word()} in range(${Math.floor(rand() * 1000)})]\n    return {"${word()}": ${word()}}\n\n`;
+  };
+  const latex = () => `$\\frac{${word()}_${Math.floor(rand() * 10)}}{\\sqrt{${Math.floor(rand() * 1000)}}} + \\sum_{i=1}^{n} x_i^2 \\le \\boxed{${Math.floor(rand() * 1e6)}}$ `;
+  const extras = ["😀", "👨‍👩‍👧‍👦", "🚀", "  ", "\t", "\n", "    ", "\r\n", " — ", "…"];
+  const parts = [];
+  let size = 0;
+  const target = megabytes * 1024 * 1024;
+  while (size < target) {
+    let doc = "";
+    const paragraphs = 2 + Math.floor(rand() * 6);
+    for (let p = 0; p < paragraphs; ++p) {
+      const r = rand();
+      if (r < 0.55) { for (let k = 0; k < 3 + rand() * 6; ++k) doc += sentence(); }
+      else if (r < 0.7) doc += chinese();
+      else if (r < 0.85) doc += code();
+      else doc += latex() + sentence();
+      doc += pick(extras) + "\n\n";
+    }
+    parts.push(doc);
+    size += Buffer.byteLength(doc, "utf8") + 1;
+  }
+  fs.writeFileSync(outFile, parts.join("\f"));
 }
 
 const [mode, a, b] = process.argv.slice(2);
 if (mode === "fixtures") fixtures(a, b);
 else if (mode === "bench") bench(a, b);
+else if (mode === "bench-text") benchText(a, Number(b));
 else {
-  console.error("usage: tokenizer_reference.mjs fixtures CORPUS_JSON OUT_DIR | bench TOKENIZER_DIR TEXT_FILE");
+  console.error("usage: tokenizer_reference.mjs fixtures CORPUS_JSON OUT_DIR | bench TOKENIZER_DIR TEXT_FILE | bench-text OUT_FILE MB");
   process.exit(2);
 }

@@ -31,7 +31,7 @@ pcre2_match_data* thread_match_data() {
 Regex::Regex(const std::string& pattern, bool literal, const std::string& json_path) : impl_(new Impl) {
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
-  const uint32_t options = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+  const uint32_t options = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);  // LITERAL rejects UCP
   impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), options, &error_code,
                               &error_offset, nullptr);
   if (!impl_->code) {

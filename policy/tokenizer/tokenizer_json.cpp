@@ -274,8 +274,8 @@ std::shared_ptr<Tokenizer::Impl> parse_tokenizer_json(const std::string& tokeniz
   }
   try {
     t->model.emplace(vocab, merges, options, "/model");
-  } catch (const TokenizerError& e) {
-    r.fail("", e.what());
+  } catch (const TokenizerError& e) {  // the model names the path; add the file
+    throw TokenizerError(origin + ": " + e.what());
   }
 
   // Added tokens.
