@@ -129,6 +129,41 @@ function hashIds(hash, ids) {
   return hash;
 }
 
+// Conversations rendered by the real chat_template (Jinja, in tokenizer_config.json) of each model, with
+// the template of ours that should reproduce them.
+const CONVERSATIONS = [
+  [{ role: "user", content: "What is 2+2?" }],
+  [{ role: "system", content: "You are a careful math tutor." }, { role: "user", content: "Solve x^2 = 4." }],
+  [
+    { role: "system", content: "Answer briefly." },
+    { role: "user", content: "Capital of France?" },
+    { role: "assistant", content: "Paris." },
+    { role: "user", content: "And of Japan?\nOne word." },
+  ],
+];
+const CHAT_TEMPLATES = { qwen3: "qwen", deepseek_v3: "deepseek", llama3: "llama3" };
+
+async function chatFixtures(outDir) {
+  const { Template } = await import(path.join(npmDir, "node_modules/@huggingface/jinja/dist/index.js"));
+  const tokenText = (t) => (t && typeof t === "object" ? t.content : t) ?? "";
+  const lines = [];
+  for (const [name, template] of Object.entries(CHAT_TEMPLATES)) {
+    const config = readJson(path.join(TOKENIZERS[name], "tokenizer_config.json"));
+    const jinja = new Template(config.chat_template);
+    for (const messages of CONVERSATIONS) {
+      const text = jinja.render({
+        messages,
+        add_generation_prompt: true,
+        bos_token: tokenText(config.bos_token),
+        eos_token: tokenText(config.eos_token),
+      });
+      lines.push(JSON.stringify({ tokenizer: name, template, messages, text }));
+    }
+  }
+  fs.writeFileSync(path.join(outDir, "chat_templates.jsonl"), lines.join("\n") + "\n");
+  console.log(`chat templates: ${lines.length} renderings -> chat_templates.jsonl`);
+}
+
 function bench(dir, textFile) {
   const { tokenizer } = load(dir);
   const text = fs.readFileSync(textFile, "utf8");
@@ -200,7 +235,10 @@ function benchText(outFile, megabytes) {
 }
 
 const [mode, a, b] = process.argv.slice(2);
-if (mode === "fixtures") fixtures(a, b);
+if (mode === "fixtures") {
+  fixtures(a, b);
+  await chatFixtures(b);
+}
 else if (mode === "bench") bench(a, b);
 else if (mode === "bench-text") benchText(a, Number(b));
 else {
