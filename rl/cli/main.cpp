@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   grpo::cli::add_init_command(app);
   grpo::cli::add_inspect_command(app);
   grpo::cli::add_logprobs_command(app);
+  grpo::cli::add_tokenize_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
