@@ -1,0 +1,94 @@
+#include "policy/causal_lm.h"
+
+#include <fmt/core.h>
+
+namespace grpo {
+
+TransformerImpl::TransformerImpl(const ModelConfig& c) {
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  layers = register_module("layers", torch::nn::ModuleList());
+  int64_t moe_index = 0;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    decoder_layers.push_back(DecoderLayer(c, l, c.is_moe_layer(l) ? moe_index++ : -1));
+    layers->push_back(decoder_layers.back());
+  }
+  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+CausalLMImpl::CausalLMImpl(const ModelConfig& config) : config_(config), rope_(config.rope, config.rope_dim()) {
+  model = register_module("model", Transformer(config));
+  if (!config.tie_word_embeddings)
+    lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(config.hidden_size, config.vocab_size).bias(false)));
+  initialise_weights();
+}
+
+void CausalLMImpl::initialise_weights() {
+  torch::NoGradGuard no_grad;
+  for (auto& item : named_parameters()) {
+    const std::string& name = item.key();
+    torch::Tensor& p = item.value();
+    if (name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0)
+      p.zero_();
+    else if (p.dim() == 1)
+      p.fill_(1.0);  // RMSNorm weights
+    else
+      p.normal_(0.0, config_.initializer_range);
+  }
+}
+
+ModelOutputs CausalLMImpl::forward_hidden(const ModelInputs& in) {
+  TORCH_CHECK(in.input_ids.dim() == 2, "input_ids must be [B, T], got ", in.input_ids.sizes());
+  const int64_t b = in.input_ids.size(0), t = in.input_ids.size(1);
+  const auto device = in.input_ids.device();
+  ForwardContext ctx;
+  ctx.cache = in.cache;
+  ctx.past = in.cache ? in.cache->length() : 0;
+  ctx.routing = in.routing;
+  const int64_t s = ctx.past + t;
+  if (in.cache) TORCH_CHECK(in.cache->batch() == b, "KV cache holds ", in.cache->batch(), " rows, input has ", b);
+
+  torch::Tensor attention_mask = in.attention_mask.defined()
+                                     ? in.attention_mask.to(device, torch::kBool)
+                                     : torch::ones({b, s}, torch::TensorOptions().dtype(torch::kBool).device(device));
+  TORCH_CHECK(attention_mask.size(0) == b && attention_mask.size(1) == s, "attention_mask must be [", b, ", ", s,
+              "] (cached + new positions), got ", attention_mask.sizes());
+  ctx.token_mask = attention_mask.narrow(1, ctx.past, t);
+
+  torch::Tensor position_ids = in.position_ids;
+  if (!position_ids.defined())
+    position_ids = (attention_mask.to(torch::kLong).cumsum(1) - 1).clamp_min(0).narrow(1, ctx.past, t);
+
+  // Query t sits at absolute position past + t and sees keys 0..past + t that are not padding.
+  auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(device);
+  torch::Tensor causal = torch::arange(s, long_opts).unsqueeze(0) <= (torch::arange(t, long_opts) + ctx.past).unsqueeze(1);
+  ctx.mask = causal.unsqueeze(0).unsqueeze(0) & attention_mask.unsqueeze(1).unsqueeze(2);  // [B, 1, T, S]
+
+  torch::Tensor h = model->embed_tokens(in.input_ids);  // [B, T, H]
+  ctx.rope = rope_.angles(position_ids, h.scalar_type());
+  for (DecoderLayer& layer : model->decoder_layers) h = layer(h, ctx);
+  if (in.cache) in.cache->advance(t);
+  return {model->norm(h), ctx.aux_loss};
+}
+
+torch::Tensor CausalLMImpl::logits(const torch::Tensor& hidden) {
+  if (lm_head) return lm_head(hidden);
+  return torch::matmul(hidden, model->embed_tokens->weight.t());
+}
+
+KVCache CausalLMImpl::new_cache(int64_t batch, int64_t capacity) const {
+  const torch::Tensor& w = model->embed_tokens->weight;
+  return KVCache(config_, batch, capacity, w.options().requires_grad(false));
+}
+
+std::vector<MoeRouter> CausalLMImpl::routers() const {
+  std::vector<MoeRouter> out;
+  for (const DecoderLayer& layer : model->decoder_layers)
+    if (layer->moe) out.push_back(layer->moe->gate);
+  return out;
+}
+
+void CausalLMImpl::update_routing_biases(double gamma) {
+  for (MoeRouter& router : routers()) router->update_bias(gamma);
+}
+
+}  // namespace grpo

@@ -1,0 +1,74 @@
+#include "policy/deepseek_moe.h"
+
+namespace grpo {
+
+DeepSeekMoeImpl::DeepSeekMoeImpl(const ModelConfig& c, int64_t moe_index) : moe_(c.moe), moe_index_(moe_index) {
+  gate = register_module("gate", MoeRouter(c));
+  experts = register_module("experts", torch::nn::ModuleList());
+  for (int64_t e = 0; e < moe_.n_routed_experts; ++e) {
+    expert_modules_.push_back(SwiGluMlp(c.hidden_size, moe_.moe_intermediate_size));
+    experts->push_back(expert_modules_.back());
+  }
+  if (moe_.n_shared_experts > 0)
+    shared_experts = register_module("shared_experts",
+                                     SwiGluMlp(c.hidden_size, moe_.n_shared_experts * moe_.moe_intermediate_size));
+}
+
+torch::Tensor DeepSeekMoeImpl::forward(const torch::Tensor& x, ForwardContext& ctx) {
+  const int64_t b = x.size(0), t = x.size(1), h = x.size(2), k = moe_.num_experts_per_tok;
+  torch::Tensor flat = x.reshape({b * t, h});  // [N, H]
+
+  torch::Tensor replay;
+  if (ctx.routing && ctx.routing->mode == RoutingTrace::Mode::Replay) {
+    TORCH_CHECK(moe_index_ < static_cast<int64_t>(ctx.routing->experts.size()),
+                "routing replay: trace has ", ctx.routing->experts.size(), " MoE layers, layer ", moe_index_, " needed");
+    replay = ctx.routing->experts[moe_index_].reshape({b * t, k});
+  }
+  torch::Tensor valid = ctx.token_mask.defined() ? ctx.token_mask.reshape({b * t}) : torch::Tensor();
+  Routing routing = gate(flat, replay, valid);
+  if (ctx.routing && ctx.routing->mode == RoutingTrace::Mode::Record)
+    ctx.routing->experts.push_back(routing.experts.view({b, t, k}));
+
+  // Group (token, slot) pairs by expert so each expert runs once on all of its tokens.
+  torch::Tensor flat_experts = routing.experts.reshape({-1});  // [N*k]
+  torch::Tensor order = flat_experts.argsort();
+  torch::Tensor token_of_slot = order.div(k, "floor");           // token index of each sorted slot
+  torch::Tensor weight_of_slot = routing.weights.reshape({-1}).index_select(0, order);
+  std::vector<int64_t> counts(moe_.n_routed_experts);
+  torch::Tensor count_tensor = torch::bincount(flat_experts.cpu(), {}, moe_.n_routed_experts);
+  std::copy_n(count_tensor.data_ptr<int64_t>(), moe_.n_routed_experts, counts.begin());
+
+  torch::Tensor out = torch::zeros_like(flat);
+  int64_t start = 0;
+  for (int64_t e = 0; e < moe_.n_routed_experts; ++e) {
+    if (counts[e] == 0) continue;
+    torch::Tensor tokens = token_of_slot.narrow(0, start, counts[e]);
+    torch::Tensor y = expert_modules_[e](flat.index_select(0, tokens)) * weight_of_slot.narrow(0, start, counts[e]).unsqueeze(1);
+    out = out.index_add(0, tokens, y);
+    start += counts[e];
+  }
+  if (shared_experts) out = out + shared_experts(flat);
+
+  if (moe_.aux_loss_alpha > 0 && is_training()) {
+    torch::Tensor loss = sequence_balance_loss(routing, ctx.token_mask, b, t);
+    ctx.aux_loss = ctx.aux_loss.defined() ? ctx.aux_loss + loss : loss;
+  }
+  return out.view({b, t, h});
+}
+
+torch::Tensor DeepSeekMoeImpl::sequence_balance_loss(const Routing& routing, const torch::Tensor& token_mask,
+                                                     int64_t batch, int64_t length) const {
+  const int64_t e = moe_.n_routed_experts, k = moe_.num_experts_per_tok;
+  torch::Tensor scores = routing.scores.view({batch, length, e});
+  torch::Tensor mask = token_mask.defined() ? token_mask.to(scores.options()) : torch::ones({batch, length}, scores.options());
+  torch::Tensor tokens = mask.sum(1).clamp_min(1.0);  // [B] real tokens per sequence
+  torch::Tensor chosen = torch::zeros({batch * length, e}, scores.options())
+                             .scatter_(1, routing.experts, 1.0)
+                             .view({batch, length, e});
+  torch::Tensor f = (chosen * mask.unsqueeze(-1)).sum(1) * (static_cast<double>(e) / k) / tokens.unsqueeze(-1);  // [B, E]
+  torch::Tensor normalised = scores / scores.sum(-1, /*keepdim=*/true);
+  torch::Tensor p = (normalised * mask.unsqueeze(-1)).sum(1) / tokens.unsqueeze(-1);  // [B, E]
+  return moe_.aux_loss_alpha * (f * p).sum(-1).mean();
+}
+
+}  // namespace grpo

@@ -1,0 +1,38 @@
+#pragma once
+// DeepSeekMoE feed-forward (DeepSeekMoE paper; V2 §2.2, V3 §2.1.2): always-on shared experts plus
+// fine-grained routed experts, of which each token uses top_k, weighted by the router.
+//   y = SharedMLP(x) + Σ_{e ∈ topk(x)} w_e(x) · Expert_e(x)
+// Optionally adds the sequence-wise balance loss of V3 (eq. 17-20) to the forward context:
+//   L_bal = α Σ_i f_i P_i,  f_i = E/(K·T) Σ_t 1[i ∈ topk_t],  P_i = 1/T Σ_t s_{i,t} / Σ_j s_{j,t}
+// averaged over the sequences of the batch (padding excluded).
+// Tensor names follow transformers: gate.*, experts.N.{gate,up,down}_proj, shared_experts.*.
+#include <torch/torch.h>
+
+#include "policy/forward_context.h"
+#include "policy/model_config.h"
+#include "policy/moe_router.h"
+#include "policy/swiglu_mlp.h"
+
+namespace grpo {
+
+class DeepSeekMoeImpl : public torch::nn::Module {
+ public:
+  // `moe_index`: this layer's position among the model's MoE layers (its slot in a RoutingTrace).
+  DeepSeekMoeImpl(const ModelConfig& config, int64_t moe_index);
+  torch::Tensor forward(const torch::Tensor& x, ForwardContext& ctx);  // [B, T, H] -> [B, T, H]
+
+  MoeRouter gate{nullptr};
+  torch::nn::ModuleList experts{nullptr};
+  SwiGluMlp shared_experts{nullptr};
+
+ private:
+  torch::Tensor sequence_balance_loss(const Routing& routing, const torch::Tensor& token_mask, int64_t batch,
+                                      int64_t length) const;
+
+  MoeConfig moe_;
+  int64_t moe_index_;
+  std::vector<SwiGluMlp> expert_modules_;
+};
+TORCH_MODULE(DeepSeekMoe);
+
+}  // namespace grpo

@@ -1,0 +1,38 @@
+#pragma once
+// What every decoder layer of one forward pass shares: positions, rope angles, the attention mask,
+// the KV cache and MoE routing record/replay. Built once per forward by CausalLM.
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "policy/kv_cache.h"
+#include "policy/rotary_embedding.h"
+
+namespace grpo {
+
+// The experts each token was routed to, per MoE layer. Recorded at rollout and replayed in training
+// ("routing replay"), so the policy-gradient ratio compares the same sub-networks.
+struct RoutingTrace {
+  enum class Mode { Record, Replay };
+  Mode mode = Mode::Record;
+  std::vector<torch::Tensor> experts;  // per MoE layer, in layer order: [B, T, top_k] int64
+};
+
+struct ForwardContext {
+  RopeAngles rope;           // [B, T, 1, rope_dim/2]
+  torch::Tensor mask;        // [B, 1, T, S] bool: query t may attend key s (causal and not padding)
+  torch::Tensor token_mask;  // [B, T] bool: real tokens of this forward (not padding)
+  KVCache* cache = nullptr;  // appended to when set
+  int64_t past = 0;          // positions already in the cache
+  RoutingTrace* routing = nullptr;
+  torch::Tensor aux_loss;    // summed MoE balance loss of this forward (undefined when none)
+};
+
+// softmax(scores · scale, masked) · values with scores in float32 (float64 for float64 inputs).
+// q: [B, G, R, T, D] keys: [B, G, 1, S, D] values: [B, G, 1, S, Dv] mask: broadcastable to
+// [B, G, R, T, S]. G groups share one key/value head (GQA), R query heads per group.
+// Returns [B, G, R, T, Dv]. Fully masked rows (padding queries) give finite, ignorable outputs.
+torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                               const torch::Tensor& mask, double scale);
+
+}  // namespace grpo

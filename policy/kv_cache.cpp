@@ -1,0 +1,83 @@
+#include "policy/kv_cache.h"
+
+#include <fmt/core.h>
+
+namespace grpo {
+namespace {
+
+std::vector<int64_t> with_length(const torch::Tensor& t, int64_t length) {
+  std::vector<int64_t> shape = t.sizes().vec();
+  shape[1] = length;
+  return shape;
+}
+
+}  // namespace
+
+KVCache::KVCache(const ModelConfig& config, int64_t batch, int64_t capacity, torch::TensorOptions options)
+    : batch_(batch), capacity_(std::max<int64_t>(capacity, 1)), latent_(config.uses_mla()) {
+  for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
+    if (latent_) {
+      first_.push_back(torch::zeros({batch, capacity_, config.mla.kv_lora_rank}, options));
+      second_.push_back(torch::zeros({batch, capacity_, config.mla.qk_rope_head_dim}, options));
+    } else {
+      first_.push_back(torch::zeros({batch, capacity_, config.num_key_value_heads, config.head_dim}, options));
+      second_.push_back(torch::zeros({batch, capacity_, config.num_key_value_heads, config.head_dim}, options));
+    }
+  }
+}
+
+void KVCache::grow(int64_t needed) {
+  int64_t new_capacity = std::max(needed, capacity_ * 2);
+  for (size_t l = 0; l < first_.size(); ++l) {
+    for (torch::Tensor* t : {&first_[l], &second_[l]}) {
+      torch::Tensor bigger = torch::zeros(with_length(*t, new_capacity), t->options());
+      bigger.narrow(1, 0, length_).copy_(t->narrow(1, 0, length_));
+      *t = bigger;
+    }
+  }
+  capacity_ = new_capacity;
+}
+
+std::pair<torch::Tensor, torch::Tensor> KVCache::append(int64_t layer, const torch::Tensor& first,
+                                                         const torch::Tensor& second) {
+  TORCH_CHECK(layer >= 0 && layer < static_cast<int64_t>(first_.size()), "KVCache: no layer ", layer);
+  TORCH_CHECK(first.size(0) == batch_, "KVCache: batch ", first.size(0), " given, cache holds ", batch_);
+  const int64_t t = first.size(1);
+  if (length_ + t > capacity_) grow(length_ + t);
+  first_[layer].narrow(1, length_, t).copy_(first);
+  second_[layer].narrow(1, length_, t).copy_(second);
+  return {first_[layer].narrow(1, 0, length_ + t), second_[layer].narrow(1, 0, length_ + t)};
+}
+
+void KVCache::advance(int64_t new_tokens) { length_ += new_tokens; }
+
+void KVCache::select_rows(const torch::Tensor& rows) {
+  torch::Tensor index = rows.to(first_.empty() ? torch::kCPU : first_[0].device(), torch::kLong);
+  for (size_t l = 0; l < first_.size(); ++l) {
+    first_[l] = first_[l].index_select(0, index);
+    second_[l] = second_[l].index_select(0, index);
+  }
+  batch_ = index.size(0);
+}
+
+KVCache KVCache::clone() const {
+  KVCache copy = *this;
+  for (size_t l = 0; l < first_.size(); ++l) {
+    copy.first_[l] = first_[l].clone();
+    copy.second_[l] = second_[l].clone();
+  }
+  return copy;
+}
+
+int64_t KVCache::bytes() const {
+  int64_t total = 0;
+  for (size_t l = 0; l < first_.size(); ++l)
+    total += first_[l].numel() * first_[l].element_size() + second_[l].numel() * second_[l].element_size();
+  return total;
+}
+
+int64_t KVCache::bytes_per_token() const {
+  return batch_ == 0 || capacity_ == 0 ? 0 : bytes() / (batch_ * capacity_);
+}
+
+}  // namespace grpo

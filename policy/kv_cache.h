@@ -1,0 +1,54 @@
+#pragma once
+// KVCache: what incremental decoding keeps per layer so each new token attends to the past without
+// recomputing it. GQA layers keep rotated keys and values per KV head; MLA layers keep only the
+// normalised compressed latent c_kv and the shared rotated key k_pe (kv_lora_rank + qk_rope_head_dim
+// values per token and layer, independent of the number of heads: the point of MLA).
+//
+// Storage is preallocated for `capacity` positions and grows geometrically when exceeded. All rows
+// share one length; rows of different prompt lengths are left-padded and masked by the caller's
+// attention_mask, as in transformers.
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "policy/model_config.h"
+
+namespace grpo {
+
+class KVCache {
+ public:
+  KVCache(const ModelConfig& config, int64_t batch, int64_t capacity, torch::TensorOptions options);
+
+  int64_t batch() const { return batch_; }
+  int64_t length() const { return length_; }  // positions cached so far
+  int64_t capacity() const { return capacity_; }
+  bool is_latent() const { return latent_; }
+
+  // Writes the T new entries of `layer` at positions [length, length + T) and returns all cached
+  // entries [B, length + T, ...]. GQA: first/second = keys/values [B, T, n_kv, head_dim];
+  // MLA: first/second = latent [B, T, kv_lora_rank] / rope key [B, T, qk_rope_head_dim].
+  std::pair<torch::Tensor, torch::Tensor> append(int64_t layer, const torch::Tensor& first, const torch::Tensor& second);
+  // Commits the positions appended by every layer in this forward.
+  void advance(int64_t new_tokens);
+
+  // Keeps, repeats or reorders batch rows: row i of the result is row rows[i] of this cache. This is
+  // how one prefilled prompt is shared by its G samples, and how finished samples leave the batch.
+  void select_rows(const torch::Tensor& rows);
+  // A deep copy (the cache is large: copying is explicit).
+  KVCache clone() const;
+
+  int64_t bytes() const;                 // allocated storage
+  int64_t bytes_per_token() const;       // per cached position of one row, all layers
+
+ private:
+  void grow(int64_t needed);
+
+  int64_t batch_;
+  int64_t capacity_;
+  int64_t length_ = 0;
+  bool latent_;
+  std::vector<torch::Tensor> first_;   // per layer [B, capacity, ...]
+  std::vector<torch::Tensor> second_;  // per layer [B, capacity, ...]
+};
+
+}  // namespace grpo

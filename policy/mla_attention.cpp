@@ -1,0 +1,85 @@
+#include "policy/mla_attention.h"
+
+namespace grpo {
+
+MlaAttentionImpl::MlaAttentionImpl(const ModelConfig& c, int64_t layer_index)
+    : layer_index_(layer_index),
+      heads_(c.num_attention_heads),
+      nope_dim_(c.mla.qk_nope_head_dim),
+      rope_dim_(c.mla.qk_rope_head_dim),
+      v_dim_(c.mla.v_head_dim),
+      kv_rank_(c.mla.kv_lora_rank),
+      scale_(c.attention_scale()),
+      rope_(c.rope, c.mla.qk_rope_head_dim) {
+  using torch::nn::Linear;
+  using torch::nn::LinearOptions;
+  const int64_t h = c.hidden_size, q_width = heads_ * (nope_dim_ + rope_dim_);
+  auto linear = [](int64_t in, int64_t out) { return Linear(LinearOptions(in, out).bias(false)); };
+  if (c.mla.q_lora_rank > 0) {
+    q_a_proj = register_module("q_a_proj", linear(h, c.mla.q_lora_rank));
+    q_a_layernorm = register_module("q_a_layernorm", RMSNorm(c.mla.q_lora_rank, c.rms_norm_eps));
+    q_b_proj = register_module("q_b_proj", linear(c.mla.q_lora_rank, q_width));
+  } else {
+    q_proj = register_module("q_proj", linear(h, q_width));
+  }
+  kv_a_proj_with_mqa = register_module("kv_a_proj_with_mqa", linear(h, kv_rank_ + rope_dim_));
+  kv_a_layernorm = register_module("kv_a_layernorm", RMSNorm(kv_rank_, c.rms_norm_eps));
+  kv_b_proj = register_module("kv_b_proj", linear(kv_rank_, heads_ * (nope_dim_ + v_dim_)));
+  o_proj = register_module("o_proj", linear(heads_ * v_dim_, h));
+}
+
+torch::Tensor MlaAttentionImpl::queries(const torch::Tensor& x, const ForwardContext& ctx) {
+  const int64_t b = x.size(0), t = x.size(1);
+  torch::Tensor q = q_proj ? q_proj(x) : q_b_proj(q_a_layernorm(q_a_proj(x)));
+  q = q.view({b, t, heads_, nope_dim_ + rope_dim_});
+  torch::Tensor q_nope = q.narrow(-1, 0, nope_dim_);
+  torch::Tensor q_pe = rope_.apply(q.narrow(-1, nope_dim_, rope_dim_), ctx.rope);
+  return torch::cat({q_nope, q_pe}, -1);
+}
+
+torch::Tensor MlaAttentionImpl::forward(const torch::Tensor& x, ForwardContext& ctx) {
+  const int64_t b = x.size(0), t = x.size(1);
+  torch::Tensor q = queries(x, ctx);                      // [B, T, n_h, d_nope + d_r]
+  torch::Tensor kv = kv_a_proj_with_mqa(x);               // [B, T, d_c + d_r]
+  torch::Tensor latent = kv_a_layernorm(kv.narrow(-1, 0, kv_rank_));  // [B, T, d_c]
+  torch::Tensor k_pe = kv.narrow(-1, kv_rank_, rope_dim_).unsqueeze(2);  // [B, T, 1, d_r]
+  k_pe = rope_.apply(k_pe, ctx.rope).squeeze(2);          // [B, T, d_r]
+
+  const bool decoding = ctx.cache && ctx.past > 0;
+  if (ctx.cache) std::tie(latent, k_pe) = ctx.cache->append(layer_index_, latent, k_pe);  // [B, S, ...]
+  torch::Tensor out = decoding ? attend_absorbed(q, latent, k_pe, ctx) : attend_naive(q, latent, k_pe, ctx);
+  return o_proj(out.reshape({b, t, heads_ * v_dim_}));
+}
+
+torch::Tensor MlaAttentionImpl::attend_naive(const torch::Tensor& q, const torch::Tensor& latent,
+                                             const torch::Tensor& k_pe, const ForwardContext& ctx) {
+  const int64_t b = latent.size(0), s = latent.size(1);
+  torch::Tensor kv = kv_b_proj(latent).view({b, s, heads_, nope_dim_ + v_dim_});  // [B, S, n_h, d_nope + d_v]
+  torch::Tensor k_nope = kv.narrow(-1, 0, nope_dim_);
+  torch::Tensor v = kv.narrow(-1, nope_dim_, v_dim_);
+  torch::Tensor k = torch::cat({k_nope, k_pe.unsqueeze(2).expand({b, s, heads_, rope_dim_})}, -1);
+  // As GQA with one query head per group: [B, n_h, 1, T, D] against [B, n_h, 1, S, D].
+  torch::Tensor out = masked_attention(q.permute({0, 2, 1, 3}).unsqueeze(2), k.permute({0, 2, 1, 3}).unsqueeze(2),
+                                       v.permute({0, 2, 1, 3}).unsqueeze(2), ctx.mask.unsqueeze(1), scale_);
+  return out.squeeze(2).permute({0, 2, 1, 3});  // [B, T, n_h, d_v]
+}
+
+torch::Tensor MlaAttentionImpl::attend_absorbed(const torch::Tensor& q, const torch::Tensor& latent,
+                                                const torch::Tensor& k_pe, const ForwardContext& ctx) {
+  // W_kvb viewed per head: rows [0, d_nope) reconstruct keys (W_uk), rows [d_nope, d_nope + d_v) values (W_uv).
+  torch::Tensor w = kv_b_proj->weight.view({heads_, nope_dim_ + v_dim_, kv_rank_});
+  torch::Tensor w_uk = w.narrow(1, 0, nope_dim_);      // [n_h, d_nope, d_c]
+  torch::Tensor w_uv = w.narrow(1, nope_dim_, v_dim_);  // [n_h, d_v, d_c]
+  torch::Tensor q_nope = q.narrow(-1, 0, nope_dim_), q_pe = q.narrow(-1, nope_dim_, rope_dim_);
+
+  // q_nope · (W_uk c) = (q_nope W_uk) · c: the query moves into latent space.
+  torch::Tensor q_latent = torch::einsum("bthd,hdc->bhtc", {q_nope, w_uk});    // [B, n_h, T, d_c]
+  // Scores over [latent ; rope key] in one matmul: [B, n_h, T, d_c + d_r] · [B, 1, S, d_c + d_r].
+  torch::Tensor q_cat = torch::cat({q_latent, q_pe.permute({0, 2, 1, 3})}, -1).unsqueeze(2);
+  torch::Tensor k_cat = torch::cat({latent, k_pe}, -1).unsqueeze(1).unsqueeze(2);
+  torch::Tensor o_latent = masked_attention(q_cat, k_cat, latent.unsqueeze(1).unsqueeze(2), ctx.mask.unsqueeze(1), scale_);
+  // Σ p·(W_uv c) = W_uv (Σ p·c): values leave latent space after the weighted sum.
+  return torch::einsum("bhtc,hdc->bthd", {o_latent.squeeze(2), w_uv});  // [B, T, n_h, d_v]
+}
+
+}  // namespace grpo

@@ -1,0 +1,20 @@
+#pragma once
+// RMSNorm (Zhang & Sennrich 2019): y = x / sqrt(mean(x²) + eps) · weight, no mean subtraction, no bias.
+// Statistics in float32 even for bf16 activations, as transformers does.
+#include <torch/torch.h>
+
+namespace grpo {
+
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);  // [..., dim] -> [..., dim]
+
+  torch::Tensor weight;  // [dim], HF name "weight"
+
+ private:
+  double eps_;
+};
+TORCH_MODULE(RMSNorm);
+
+}  // namespace grpo

@@ -1,0 +1,17 @@
+#pragma once
+// SwiGLU feed-forward (Shazeer 2020): down_proj(silu(gate_proj x) · up_proj x), no biases. Used as the
+// dense MLP of every family and as each DeepSeekMoE expert.
+#include <torch/torch.h>
+
+namespace grpo {
+
+class SwiGluMlpImpl : public torch::nn::Module {
+ public:
+  SwiGluMlpImpl(int64_t hidden, int64_t intermediate);
+  torch::Tensor forward(const torch::Tensor& x);  // [..., hidden] -> [..., hidden]
+
+  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(SwiGluMlp);
+
+}  // namespace grpo
