@@ -3,13 +3,16 @@
 #include <lua.hpp>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <string>
 #include <string_view>
 
-#include "rewards/text_extract.h"
+#include "rewards/arith_eval.h"
+#include "rewards/math_equal.h"
 #include "rewards/script_ratio.h"
+#include "rewards/text_extract.h"
 
 namespace grpo::rewards {
 namespace {
@@ -102,6 +105,57 @@ int verify_script_ratio(lua_State* state) {
   return 1;
 }
 
+// verify.math_equal(predicted, gold [, relative_tolerance]) -> boolean. A non-string answer (nil when
+// nothing was extracted) is simply not equal.
+int verify_math_equal(lua_State* state) {
+  if (lua_type(state, 1) != LUA_TSTRING && lua_type(state, 1) != LUA_TNUMBER) {
+    lua_pushboolean(state, 0);
+    return 1;
+  }
+  const std::string_view predicted = check_text(state, 1);
+  const std::string_view gold = check_text(state, 2);
+  MathEqualOptions options;
+  options.relative_tolerance = luaL_optnumber(state, 3, options.relative_tolerance);
+  bool equal = false;
+  guarded(state, [&] { equal = math_equal(predicted, gold, options); });
+  lua_pushboolean(state, equal);
+  return 1;
+}
+
+// verify.eval_arith(expression) -> value, exact ("p/q" or "n"); or nil, reason. The value is an
+// integer when the exact result is one, a float otherwise.
+int verify_eval_arith(lua_State* state) {
+  const std::string_view expression = check_text(state, 1);
+  bool ok = false;
+  double value = 0;
+  std::int64_t integer = 0;
+  bool is_integer = false;
+  guarded(state, [&] {
+    ArithResult result = eval_arith(expression);
+    ok = result.value.has_value();
+    if (ok) {
+      value = result.value->to_double();
+      is_integer = result.value->is_integer();
+      integer = result.value->numerator();
+      scratch() = result.value->to_string();
+    } else {
+      scratch() = std::move(result.error);
+    }
+  });
+  if (!ok) {
+    lua_pushnil(state);
+    lua_pushlstring(state, scratch().data(), scratch().size());
+    return 2;
+  }
+  if (is_integer) {
+    lua_pushinteger(state, integer);
+  } else {
+    lua_pushnumber(state, value);
+  }
+  lua_pushlstring(state, scratch().data(), scratch().size());
+  return 2;
+}
+
 }  // namespace
 
 void open_verify_library(lua_State* state) {
@@ -110,6 +164,8 @@ void open_verify_library(lua_State* state) {
       {"extract_tag", verify_extract_tag},
       {"last_number", verify_last_number},
       {"script_ratio", verify_script_ratio},
+      {"math_equal", verify_math_equal},
+      {"eval_arith", verify_eval_arith},
       {nullptr, nullptr},
   };
   luaL_newlib(state, functions);

@@ -1,0 +1,27 @@
+#pragma once
+// Is a predicted answer mathematically the same as the gold one? (verify.math_equal)
+//
+// Both sides are normalised: LaTeX wrappers ($, \left/\right, \text{}, \mathrm{}, \displaystyle,
+// spacing), \dfrac/\tfrac, degrees, percent signs, currency, thousands separators, trailing zeros,
+// "x = 3" (compared as 3), a trailing period, unit words after a number ("5 cm"). Then:
+//   - multiple choice: a gold letter A-J matches "(B)", "B)", "B.", "\text{(B)}", "B: ..." etc.;
+//   - tuples "(1, 2)" and intervals "[1, 3)" compare element-wise with their brackets; sets "\{1, 2\}",
+//     bare lists "1, 2" and unions of intervals compare regardless of order; matrices by entry;
+//   - expressions are parsed (never evaluated as code): exact rationals compare exactly (0.5 = 1/2,
+//     1/3 != 0.333); otherwise values compare with a relative tolerance, and a decimal answer is also
+//     accepted when it is the gold value correctly rounded to the places written (>= 2 places);
+//   - expressions with variables compare at several sample points ("2x+1" = "1+2x");
+//   - a percentage also matches its fraction (50% = 0.5 = 50);
+//   - anything else compares as normalised text ("\text{Monday}" = "monday").
+// The gold side decides the structure: a set gold needs a set answer.
+#include <string_view>
+
+namespace grpo::rewards {
+
+struct MathEqualOptions {
+  double relative_tolerance = 1e-6;  // for values that are not exact rationals (pi, roots, floats)
+};
+
+bool math_equal(std::string_view predicted, std::string_view gold, MathEqualOptions options = {});
+
+}  // namespace grpo::rewards
