@@ -11,6 +11,7 @@
 
 #include "rewards/arith_eval.h"
 #include "rewards/math_equal.h"
+#include "rewards/program_runner.h"
 #include "rewards/script_ratio.h"
 #include "rewards/text_extract.h"
 
@@ -156,6 +157,86 @@ int verify_eval_arith(lua_State* state) {
   return 2;
 }
 
+// Reads string field `key` of the table at 1 into `out`; false (with `why` set) when it is not a string.
+bool read_string_field(lua_State* state, int table, const char* key, std::string& out, bool required, char* why) {
+  const int type = lua_getfield(state, table, key);
+  if (type == LUA_TSTRING) {
+    std::size_t size = 0;
+    const char* text = lua_tolstring(state, -1, &size);
+    out.assign(text, size);
+  } else if (type != LUA_TNIL || required) {
+    std::snprintf(why, 200, "verify.run_program: '%s' must be a string", key);
+    lua_pop(state, 1);
+    return false;
+  }
+  lua_pop(state, 1);
+  return true;
+}
+
+// verify.run_program{language=, source=, tests={...}, time_limit=, memory_limit=}
+//   -> {passed=, total=, verdicts={"passed"|"wrong_answer"|...}, compile_output=}
+// A test is {input=, output=} (stdin/stdout) or a string of assertion code appended to the source.
+int verify_run_program(lua_State* state) {
+  luaL_checktype(state, 1, LUA_TTABLE);
+  thread_local ProgramRequest request;
+  thread_local ProgramResult result;
+  char why[200] = "";
+  bool ok = true;
+  request = ProgramRequest{};
+  ok = read_string_field(state, 1, "language", request.language, true, why) &&
+       read_string_field(state, 1, "source", request.source, true, why);
+  if (ok) {
+    lua_getfield(state, 1, "time_limit");
+    if (lua_type(state, -1) == LUA_TNUMBER) request.time_limit = lua_tonumber(state, -1);
+    lua_getfield(state, 1, "memory_limit");
+    if (lua_type(state, -1) == LUA_TNUMBER) request.memory_limit_mb = lua_tonumber(state, -1);
+    lua_pop(state, 2);
+    if (lua_getfield(state, 1, "tests") != LUA_TTABLE) {
+      std::snprintf(why, sizeof why, "verify.run_program: 'tests' must be a list");
+      ok = false;
+    }
+  }
+  if (ok) {
+    const int tests = lua_gettop(state);
+    const lua_Integer count = static_cast<lua_Integer>(lua_rawlen(state, tests));
+    for (lua_Integer i = 1; i <= count && ok; ++i) {
+      ProgramTest& test = request.tests.emplace_back();
+      const int type = lua_rawgeti(state, tests, i);
+      if (type == LUA_TSTRING) {
+        std::size_t size = 0;
+        const char* text = lua_tolstring(state, -1, &size);
+        test.assertion.assign(text, size);
+      } else if (type == LUA_TTABLE) {
+        const int entry = lua_gettop(state);
+        ok = read_string_field(state, entry, "input", test.input, false, why) &&
+             read_string_field(state, entry, "output", test.expected_output, true, why);
+      } else {
+        std::snprintf(why, sizeof why, "verify.run_program: test %d must be a table {input=, output=} or a string",
+                      static_cast<int>(i));
+        ok = false;
+      }
+      lua_pop(state, 1);
+    }
+    lua_pop(state, 1);
+  }
+  if (!ok) return luaL_error(state, "%s", why);
+  guarded(state, [&] { result = run_program(request); });
+  lua_createtable(state, 0, 4);
+  lua_pushinteger(state, result.passed);
+  lua_setfield(state, -2, "passed");
+  lua_pushinteger(state, result.total);
+  lua_setfield(state, -2, "total");
+  lua_createtable(state, static_cast<int>(result.verdicts.size()), 0);
+  for (std::size_t i = 0; i < result.verdicts.size(); ++i) {
+    lua_pushstring(state, to_string(result.verdicts[i]));
+    lua_rawseti(state, -2, static_cast<lua_Integer>(i) + 1);
+  }
+  lua_setfield(state, -2, "verdicts");
+  lua_pushlstring(state, result.compile_output.data(), result.compile_output.size());
+  lua_setfield(state, -2, "compile_output");
+  return 1;
+}
+
 }  // namespace
 
 void open_verify_library(lua_State* state) {
@@ -166,6 +247,7 @@ void open_verify_library(lua_State* state) {
       {"script_ratio", verify_script_ratio},
       {"math_equal", verify_math_equal},
       {"eval_arith", verify_eval_arith},
+      {"run_program", verify_run_program},
       {nullptr, nullptr},
   };
   luaL_newlib(state, functions);
