@@ -106,7 +106,7 @@ void save_checkpoint(CausalLM& model, const std::string& directory, const SaveOp
     torch::ScalarType type = is_buffer ? torch::kFloat : scalar_type_of(options.dtype, name);
     torch::Tensor cpu = value.detach().to(torch::kCPU, type).contiguous();
     keep_alive.push_back(cpu);
-    tensors.push_back({name, dtype_of(type), cpu.sizes().vec(), cpu.data_ptr(), cpu.numel() * cpu.element_size()});
+    tensors.push_back({name, dtype_of(type), cpu.sizes().vec(), cpu.data_ptr(), static_cast<size_t>(cpu.numel() * cpu.element_size())});
     total_bytes += static_cast<int64_t>(tensors.back().nbytes);
   }
   const std::map<std::string, std::string> metadata = {{"format", "pt"}};

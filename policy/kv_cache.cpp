@@ -69,6 +69,50 @@ KVCache KVCache::clone() const {
   return copy;
 }
 
+void KVCache::pad_front(int64_t n) {
+  if (n <= 0) return;
+  const int64_t new_capacity = std::max(capacity_, length_ + n);
+  for (size_t l = 0; l < first_.size(); ++l) {
+    for (torch::Tensor* t : {&first_[l], &second_[l]}) {
+      torch::Tensor padded = torch::zeros(with_length(*t, new_capacity), t->options());
+      padded.narrow(1, n, length_).copy_(t->narrow(1, 0, length_));
+      *t = padded;
+    }
+  }
+  capacity_ = new_capacity;
+  length_ += n;
+}
+
+void KVCache::trim_front(int64_t n) {
+  TORCH_CHECK(n >= 0 && n <= length_, "KVCache::trim_front: ", n, " of ", length_, " positions");
+  if (n == 0) return;
+  // A view: O(1), the storage is released at the next grow or row selection.
+  for (size_t l = 0; l < first_.size(); ++l) {
+    first_[l] = first_[l].narrow(1, n, capacity_ - n);
+    second_[l] = second_[l].narrow(1, n, capacity_ - n);
+  }
+  capacity_ -= n;
+  length_ -= n;
+}
+
+void KVCache::append_rows(const KVCache& other) {
+  TORCH_CHECK(other.length_ == length_, "KVCache::append_rows: lengths differ (", length_, " vs ", other.length_, ")");
+  TORCH_CHECK(other.first_.size() == first_.size(), "KVCache::append_rows: layer counts differ");
+  const int64_t new_capacity = std::max(capacity_, other.capacity_);
+  for (size_t l = 0; l < first_.size(); ++l) {
+    for (auto [mine, theirs] : {std::pair{&first_[l], &other.first_[l]}, std::pair{&second_[l], &other.second_[l]}}) {
+      std::vector<int64_t> shape = with_length(*mine, new_capacity);
+      shape[0] = mine->size(0) + theirs->size(0);
+      torch::Tensor out = torch::zeros(shape, mine->options());
+      out.narrow(0, 0, mine->size(0)).narrow(1, 0, length_).copy_(mine->narrow(1, 0, length_));
+      out.narrow(0, mine->size(0), theirs->size(0)).narrow(1, 0, length_).copy_(theirs->narrow(1, 0, length_));
+      *mine = out;
+    }
+  }
+  capacity_ = new_capacity;
+  batch_ += other.batch_;
+}
+
 int64_t KVCache::bytes() const {
   int64_t total = 0;
   for (size_t l = 0; l < first_.size(); ++l)

@@ -37,6 +37,14 @@ class KVCache {
   // A deep copy (the cache is large: copying is explicit).
   KVCache clone() const;
 
+  // Continuous batching keeps rows of different lengths in one cache, aligned on the right:
+  // pad_front inserts n empty (to be masked) positions before every row's entries; trim_front drops
+  // the first n positions once every row masks them; append_rows adds the rows of a cache of the same
+  // length below these.
+  void pad_front(int64_t n);
+  void trim_front(int64_t n);
+  void append_rows(const KVCache& other);
+
   int64_t bytes() const;                 // allocated storage
   int64_t bytes_per_token() const;       // per cached position of one row, all layers
 
