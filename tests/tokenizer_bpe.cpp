@@ -72,3 +72,9 @@ TEST_CASE("bpe: every byte string encodes, one id per byte without merges") {
   CHECK(t.id_to_token(' ') == "\xC4\xA0");
   CHECK(t.token_bytes(' ') == " ");
 }
+
+TEST_CASE("bpe: a merge listed twice takes its later rank (as tokenizers and tokenizers.js do)") {
+  // ab=256, bc=257. With a+b at rank 0 only, "abc" -> [ab, c]; listed again at rank 2 it loses to b+c.
+  CHECK(tiny({"ab", "bc"}, {{"a", "b"}, {"b", "c"}}).encode("abc") == Ids{256, c});
+  CHECK(tiny({"ab", "bc"}, {{"a", "b"}, {"b", "c"}, {"a", "b"}}).encode("abc") == Ids{a, 257});
+}

@@ -1,6 +1,7 @@
 #include "policy/tokenizer/bpe_model.h"
 
 #include <algorithm>
+#include <climits>
 
 #include "policy/tokenizer/byte_level.h"
 #include "policy/tokenizer/tokenizer_error.h"
@@ -34,7 +35,7 @@ BpeModel::BpeModel(const std::vector<std::pair<std::string, int32_t>>& vocab,
       throw TokenizerError(json_path + "/merges/" + std::to_string(rank) + ": merge \"" + left + " " + right +
                            "\" uses a token that is not in /model/vocab");
     }
-    merges_.insert(left_id, right_id, {static_cast<int32_t>(rank), merged_id});
+    merges_.insert_or_assign(left_id, right_id, {static_cast<int32_t>(rank), merged_id});
   }
 }
 
@@ -60,6 +61,42 @@ void BpeModel::initial_symbols(std::string_view word, std::vector<int32_t>& ids)
                            "\" is not in the vocabulary and the model has no unk_token");
     }
     i += n;
+  }
+}
+
+// Short words (almost all of them): scan for the lowest-ranked pair, leftmost among equals, merge,
+// repeat. This is the same order as the heap below (a candidate's pair can only change by growing its
+// span, so a stale candidate never passes for a live one) without the heap's bookkeeping.
+void BpeModel::merge_short(std::vector<int32_t>& ids) const {
+  int32_t ranks[kShortWord];
+  int32_t merged[kShortWord];
+  size_t n = ids.size();
+  for (size_t i = 0; i + 1 < n; ++i) {
+    const PairMergeMap::Merge m = merges_.find(ids[i], ids[i + 1]);
+    ranks[i] = m.rank < 0 ? INT32_MAX : m.rank;
+    merged[i] = m.merged_id;
+  }
+  while (n > 1) {
+    size_t best = 0;
+    for (size_t i = 1; i + 1 < n; ++i) {
+      if (ranks[i] < ranks[best]) best = i;
+    }
+    if (ranks[best] == INT32_MAX) break;
+    // Symbol best+1 disappears: symbols and the pairs after it move one place left.
+    ids[best] = merged[best];
+    ids.erase(ids.begin() + static_cast<std::ptrdiff_t>(best) + 1);
+    for (size_t i = best + 1; i + 2 < n; ++i) {
+      ranks[i] = ranks[i + 1];
+      merged[i] = merged[i + 1];
+    }
+    --n;
+    const auto refresh = [&](size_t i) {
+      const PairMergeMap::Merge m = merges_.find(ids[i], ids[i + 1]);
+      ranks[i] = m.rank < 0 ? INT32_MAX : m.rank;
+      merged[i] = m.merged_id;
+    };
+    if (best > 0) refresh(best - 1);
+    if (best + 1 < n) refresh(best);
   }
 }
 
@@ -122,7 +159,12 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) con
   thread_local std::vector<int32_t> ids;
   ids.clear();
   initial_symbols(word, ids);
-  if (ids.size() > 1) merge_all(ids);
+  if (ids.size() <= 1) {
+  } else if (ids.size() <= kShortWord) {
+    merge_short(ids);
+  } else {
+    merge_all(ids);
+  }
   out.insert(out.end(), ids.begin(), ids.end());
 }
 

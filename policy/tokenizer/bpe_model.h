@@ -36,7 +36,9 @@ class BpeModel {
 
  private:
   void initial_symbols(std::string_view word, std::vector<int32_t>& ids) const;
-  void merge_all(std::vector<int32_t>& ids) const;
+  static constexpr size_t kShortWord = 16;       // words up to this many symbols use merge_short
+  void merge_short(std::vector<int32_t>& ids) const;  // O(n^2) scan, fastest for short words
+  void merge_all(std::vector<int32_t>& ids) const;    // O(n log n) heap, for long words
 
   Options options_;
   StringIdMap ids_by_text_;   // token text -> id (vocabulary as written)

@@ -21,13 +21,13 @@ void PairMergeMap::reserve(size_t count) {
   shift_ = 64 - __builtin_ctzll(slots_.size());
   size_ = 0;
   for (const Slot& s : old) {
-    if (s.merge.rank >= 0) insert(static_cast<int32_t>(s.key >> 32), static_cast<int32_t>(s.key & 0xFFFFFFFFu), s.merge);
+    if (s.merge.rank >= 0) insert_or_assign(static_cast<int32_t>(s.key >> 32), static_cast<int32_t>(s.key & 0xFFFFFFFFu), s.merge);
   }
 }
 
 void PairMergeMap::grow() { reserve(size_ + 1); }
 
-bool PairMergeMap::insert(int32_t left, int32_t right, Merge merge) {
+void PairMergeMap::insert_or_assign(int32_t left, int32_t right, Merge merge) {
   grow();
   const uint64_t key = pack(left, right);
   for (size_t i = slot_of(key);; i = (i + 1) & mask_) {
@@ -36,9 +36,12 @@ bool PairMergeMap::insert(int32_t left, int32_t right, Merge merge) {
       s.key = key;
       s.merge = merge;
       ++size_;
-      return true;
+      return;
     }
-    if (s.key == key) return false;
+    if (s.key == key) {
+      s.merge = merge;
+      return;
+    }
   }
 }
 

@@ -18,8 +18,9 @@ class PairMergeMap {
   };
 
   void reserve(size_t count);
-  // Returns false when the pair is already present (the first merge of a pair wins, as in HF).
-  bool insert(int32_t left, int32_t right, Merge merge);
+  // Inserts or replaces: when a merges list repeats a pair, the later entry wins, as when `tokenizers`
+  // collects the list into its HashMap.
+  void insert_or_assign(int32_t left, int32_t right, Merge merge);
   Merge find(int32_t left, int32_t right) const {
     if (slots_.empty()) return {};
     const uint64_t key = pack(left, right);
