@@ -27,6 +27,8 @@ class ScorerPool {
   // Loads the rules into `threads` sandboxes; throws RuleSetError if they cannot be loaded.
   ScorerPool(RuleSet rules, int threads, SandboxLimits limits = {});
   ~ScorerPool();
+  ScorerPool(const ScorerPool&) = delete;  // the scorers point at rules_
+  ScorerPool& operator=(const ScorerPool&) = delete;
 
   // One score per sample, in input order. Never throws for anything a rule does.
   std::vector<SampleScore> score(const std::vector<Sample>& batch);

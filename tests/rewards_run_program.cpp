@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -38,21 +39,19 @@ Verdict verdict_of(const std::string& source, const std::string& output, double 
   return result.verdicts[0];
 }
 
-// Processes still alive that run as one of the sandbox's throw-away uids.
-int sandbox_processes() {
+// Live processes whose command line contains `marker` (forked children inherit it).
+int processes_with(const std::string& marker) {
   int count = 0;
   DIR* proc = opendir("/proc");
   while (dirent* entry = readdir(proc)) {
     if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
-    std::ifstream status(std::string("/proc/") + entry->d_name + "/status");
-    std::string line;
-    while (std::getline(status, line)) {
-      if (line.rfind("Uid:", 0) == 0) {
-        const int uid = std::stoi(line.substr(4));
-        if (uid >= 61000 && uid < 62000) ++count;
-        break;
-      }
-    }
+    // Processes exit while we look: plain reads that just fail then, no stream exceptions.
+    FILE* file = std::fopen((std::string("/proc/") + entry->d_name + "/cmdline").c_str(), "rb");
+    if (!file) continue;
+    std::string cmdline(4096, '\0');
+    cmdline.resize(std::fread(cmdline.data(), 1, cmdline.size(), file));
+    std::fclose(file);
+    if (cmdline.find(marker) != std::string::npos) ++count;
   }
   closedir(proc);
   return count;
@@ -84,7 +83,7 @@ TEST_CASE("assertion tests are appended to the source") {
   CHECK(result.verdicts[1] == Verdict::runtime_error);
 }
 
-TEST_CASE("C++ programs are compiled in the sandbox; compile errors fail every test") {
+TEST_CASE("C++ programs are compiled in the sandbox and compile errors fail every test") {
   ProgramRequest request;
   request.language = "cpp";
   request.source = "#include <iostream>\nint main() { long a, b; std::cin >> a >> b; std::cout << a + b << \"\\n\"; }\n";
@@ -111,17 +110,23 @@ TEST_CASE("hostile programs: loops and sleeps end at the time limit") {
 }
 
 TEST_CASE("hostile programs: a fork bomb is contained and leaves nothing behind") {
-  const std::string bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n";
-  CHECK(verdict_of(bomb, "", 1.0) != Verdict::passed);
-  if (geteuid() == 0) {
-    // The pid namespace dies with the sandbox: no process of a sandbox uid survives.
-    int left = sandbox_processes();
-    for (int i = 0; i < 250 && left > 0; ++i) {  // teardown of the namespace is asynchronous
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      left = sandbox_processes();
-    }
-    CHECK(left == 0);
+  // Run directly so the command line carries a marker that every forked copy inherits.
+  const std::string marker = "grpo_fork_bomb_" + std::to_string(getpid());
+  const std::string bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n# " + marker;
+  char directory[] = "/tmp/grpo-test-XXXXXX";
+  REQUIRE(mkdtemp(directory) != nullptr);
+  ProcessLimits limits;
+  limits.wall_seconds = 1.0;
+  const ProcessRun run = run_in_sandbox({"/usr/bin/python3", "-I", "-c", bomb}, "", directory, false, limits);
+  CHECK_FALSE(run.succeeded());
+  // The pid namespace dies with the sandbox; its teardown is asynchronous, so wait for it.
+  int left = processes_with(marker);
+  for (int i = 0; i < 250 && left > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    left = processes_with(marker);
   }
+  CHECK(left == 0);
+  rmdir(directory);
   CHECK(verdict_of("print('still works')", "still works") == Verdict::passed);
 }
 

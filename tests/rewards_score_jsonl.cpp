@@ -70,7 +70,7 @@ TEST_CASE("named parts of a multi-valued rule are reported as rule.part") {
   CHECK(summary.values[2].name == "parts.b");
 }
 
-TEST_CASE("a malformed line names the file and line; a missing file is an error") {
+TEST_CASE("a malformed line names the file and line and a missing file is an error") {
   ScorerPool pool(RuleSet::from_source("return function(s) return 1 end", "one.lua"), 1);
   try {
     score_jsonl(pool, kFixtures + "malformed.jsonl", nullptr);
