@@ -118,3 +118,31 @@ TEST_CASE("unusable rules files are refused with the file and line") {
   CHECK(message_of("error('boom')").find("bad_rules.lua:1: boom") != std::string::npos);
   CHECK_THROWS_AS(RuleSet::from_file("/nonexistent/rules.lua"), RuleSetError);
 }
+
+TEST_CASE("hostile rules on several threads are contained per sample and counted") {
+  RuleSet rules = RuleSet::from_source(
+      "return {\n"
+      "  { name = 'hostile', rule = function(s)\n"
+      "      if s.id % 3 == 1 then while true do end end\n"
+      "      if s.id % 3 == 2 then local t = {} for i = 1, 1e9 do t[i] = ('x'):rep(100) .. i end end\n"
+      "      return s.id end },\n"
+      "  { name = 'steady', rule = function(s) return 1 end },\n"
+      "}",
+      "hostile_pool.lua");
+  SandboxLimits limits;
+  limits.instructions = 5'000'000;
+  limits.memory_bytes = 16u << 20;
+  ScorerPool pool(rules, 2, limits);
+  const std::vector<SampleScore> scores = pool.score(numbered_samples(12));
+  for (int i = 0; i < 12; ++i) {
+    const SampleScore& score = scores[static_cast<std::size_t>(i)];
+    const CallFailure expected = i % 3 == 0 ? CallFailure::none : i % 3 == 1 ? CallFailure::instructions
+                                                                              : CallFailure::memory;
+    CHECK(score.rules[0].failure == expected);
+    CHECK(score.rules[0].value == (i % 3 == 0 ? i : 0));
+    CHECK(score.rules[1].value == 1.0);
+  }
+  CHECK(pool.failures()[0].count == 8);
+  CHECK(pool.failures()[0].first_message.find("instruction budget") != std::string::npos);  // sample 1
+  CHECK(pool.failures()[1].count == 0);
+}
