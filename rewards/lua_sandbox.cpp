@@ -3,11 +3,8 @@
 #include <fmt/core.h>
 #include <lua.hpp>
 
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <new>
 #include <stdexcept>
 
 #include "rewards/sandbox_library.h"

@@ -6,6 +6,7 @@
 // A rule returns a number, or a table of named numbers whose sum is its value. The total of a
 // sample is the weighted sum of rule values; a failing rule contributes 0 and is counted.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>

@@ -2,7 +2,6 @@
 
 #include <lua.hpp>
 
-#include <algorithm>
 #include <cstring>
 
 #include "rewards/bounded_pattern.h"
