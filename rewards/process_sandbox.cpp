@@ -1,5 +1,6 @@
 #include "rewards/process_sandbox.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
@@ -14,6 +15,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 
@@ -30,6 +32,32 @@ constexpr int kFirstSandboxUid = 61000;
 constexpr int kSandboxUids = 1000;
 
 std::atomic<int> next_uid_slot{0};
+
+// Tasks (threads) now running under `uid`: what RLIMIT_NPROC counts. Without root the sandbox runs
+// as the host's own uid, so its process limit is this many plus the run's allowance.
+int tasks_of_uid(uid_t uid) {
+  int tasks = 0;
+  DIR* proc = opendir("/proc");
+  if (!proc) return 0;
+  while (dirent* entry = readdir(proc)) {
+    if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+    char path[300];
+    std::snprintf(path, sizeof path, "/proc/%s/status", entry->d_name);
+    FILE* status = std::fopen(path, "r");
+    if (!status) continue;
+    char line[256];
+    bool mine = false;
+    while (std::fgets(line, sizeof line, status)) {
+      unsigned real_uid = 0;
+      int threads = 0;
+      if (std::sscanf(line, "Uid: %u", &real_uid) == 1) mine = real_uid == uid;
+      if (mine && std::sscanf(line, "Threads: %d", &threads) == 1) tasks += threads;
+    }
+    std::fclose(status);
+  }
+  closedir(proc);
+  return tasks;
+}
 
 std::vector<std::string> bubblewrap_arguments(const std::vector<std::string>& command, const std::string& work_dir,
                                               bool writable_work_dir) {
@@ -67,7 +95,7 @@ void set_limit(int resource, rlim_t value) {
 
 // In the forked child: only async-signal-safe calls until exec (the host is multi-threaded).
 [[noreturn]] void exec_child(char* const* argv, int stdin_fd, int stdout_fd, int stderr_fd, const ProcessLimits& limits,
-                             int uid) {
+                             int uid, int process_limit) {
   setsid();  // own process group: the parent kills it as a whole
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   dup2(stdin_fd, 0);
@@ -80,10 +108,8 @@ void set_limit(int resource, rlim_t value) {
   set_limit(RLIMIT_FSIZE, limits.file_bytes);
   set_limit(RLIMIT_NOFILE, kOpenFiles);
   set_limit(RLIMIT_CORE, 0);
-  if (uid >= 0) {
-    set_limit(RLIMIT_NPROC, static_cast<rlim_t>(limits.processes));
-    if (setgroups(0, nullptr) != 0 || setgid(uid) != 0 || setuid(uid) != 0) _exit(126);
-  }
+  set_limit(RLIMIT_NPROC, static_cast<rlim_t>(process_limit));
+  if (uid >= 0 && (setgroups(0, nullptr) != 0 || setgid(uid) != 0 || setuid(uid) != 0)) _exit(126);
   char* empty_environment[] = {nullptr};
   execve(argv[0], argv, empty_environment);
   _exit(127);
@@ -99,6 +125,7 @@ ProcessRun run_in_sandbox(const std::vector<std::string>& command, const std::st
     throw std::runtime_error("run_program: bubblewrap not found at /usr/bin/bwrap (apt-get install bubblewrap)");
   }
   const int uid = geteuid() == 0 ? kFirstSandboxUid + next_uid_slot++ % kSandboxUids : -1;
+  const int process_limit = uid >= 0 ? limits.processes : tasks_of_uid(getuid()) + limits.processes;
   if (uid >= 0 && chown(work_dir.c_str(), static_cast<uid_t>(uid), static_cast<gid_t>(uid)) != 0) {
     throw std::runtime_error("run_program: cannot hand the work directory to the sandbox user");
   }
@@ -120,7 +147,7 @@ ProcessRun run_in_sandbox(const std::vector<std::string>& command, const std::st
     for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) close(fd);
     throw std::runtime_error(std::string("run_program: fork failed: ") + std::strerror(errno));
   }
-  if (pid == 0) exec_child(argv.data(), in[0], out[1], err[1], limits, uid);
+  if (pid == 0) exec_child(argv.data(), in[0], out[1], err[1], limits, uid, process_limit);
   close(in[0]);
   close(out[1]);
   close(err[1]);

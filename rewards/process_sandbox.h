@@ -2,7 +2,9 @@
 // Runs one untrusted program in a bubblewrap sandbox: new user, pid, network, ipc and uts namespaces
 // (no network), a read-only system (/usr only), a private 64 MiB /tmp, the work directory mounted at
 // /sandbox, an empty environment; rlimits on CPU time, address space, file size, open files and
-// processes (as a throw-away uid when the host runs as root); a wall-clock deadline after which the
+// processes (RLIMIT_NPROC counts per uid and exempts root: a root host runs each sandbox as its own
+// throw-away uid; otherwise the limit is the uid's current task count plus the allowance); a
+// wall-clock deadline after which the
 // whole process group, and with it the sandbox's pid namespace, is killed; stdout and stderr capped.
 #include <cstddef>
 #include <string>
@@ -15,7 +17,7 @@ struct ProcessLimits {
   std::size_t memory_bytes = 512u << 20;   // address space of each process
   std::size_t output_bytes = 1u << 20;     // stdout beyond this kills the run
   std::size_t file_bytes = 16u << 20;      // largest file the program may write
-  int processes = 64;                      // per run (enforced when the host runs as root)
+  int processes = 64;                      // new processes and threads per run
 };
 
 struct ProcessRun {
