@@ -1,7 +1,6 @@
 #include "policy/tokenizer/tokenizer.h"
 
 #include <fstream>
-#include <sstream>
 #include <sys/stat.h>
 
 #include "policy/tokenizer/tokenizer_impl.h"
@@ -22,12 +21,13 @@ std::string directory_of(const std::string& file) {
 }
 
 bool read_file(const std::string& path, std::string& out) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return false;
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  out = buffer.str();
-  return true;
+  const std::streamoff size = in.tellg();
+  if (size < 0) return false;  // not a regular file
+  out.resize(static_cast<size_t>(size));
+  in.seekg(0);
+  return static_cast<bool>(in.read(out.data(), static_cast<std::streamsize>(out.size())));
 }
 
 void write_file(const std::string& path, const std::string& text) {
