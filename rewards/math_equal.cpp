@@ -18,6 +18,7 @@ namespace {
 constexpr std::size_t kMaxAnswerLength = 2000;
 constexpr int kSamplePoints = 8;   // evaluations per symbolic comparison
 constexpr int kMinValidPoints = 3; // points where both sides are finite, needed to call them equal
+constexpr std::size_t kMaxItems = 64;  // larger collections are never equal (matching is quadratic)
 
 // --- text normalisation -----------------------------------------------------------------------------
 
@@ -180,6 +181,7 @@ Answer parse_answer(std::string s, int depth = 0);
 
 Answer collection(Answer::Kind kind, char open, char close, const std::vector<std::string>& parts, int depth) {
   Answer answer;
+  if (parts.size() > kMaxItems) return answer;  // an empty scalar: never equal to anything
   answer.kind = kind;
   answer.open = open;
   answer.close = close;

@@ -13,7 +13,8 @@
 //   - expressions with variables compare at several sample points ("2x+1" = "1+2x");
 //   - a percentage also matches its fraction (50% = 0.5 = 50);
 //   - anything else compares as normalised text ("\text{Monday}" = "monday").
-// The gold side decides the structure: a set gold needs a set answer.
+// The gold side decides the structure: a set gold needs a set answer. Collections of more than 64
+// items and answers longer than 2000 bytes are never equal (bounded work per call).
 #include <string_view>
 
 namespace grpo::rewards {

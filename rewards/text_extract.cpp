@@ -41,9 +41,13 @@ std::optional<std::string> command_argument(std::string_view text, std::size_t a
 
 }  // namespace
 
+// How many boxes, from the last, are tried when the later ones are unbalanced: each try scans to the
+// end of the text, so unbounded retries would be quadratic on a completion full of "\boxed{".
+constexpr int kBoxAttempts = 8;
+
 std::optional<std::string> extract_boxed(std::string_view text) {
   std::size_t search_end = text.size();
-  while (true) {
+  for (int attempt = 0; attempt < kBoxAttempts; ++attempt) {
     const std::size_t boxed = text.rfind("\\boxed", search_end);
     const std::size_t fbox = text.rfind("\\fbox", search_end);
     std::size_t at = std::string_view::npos;
@@ -60,6 +64,7 @@ std::optional<std::string> extract_boxed(std::string_view text) {
     if (at == 0) return std::nullopt;
     search_end = at - 1;  // an unusable last box: look at the one before
   }
+  return std::nullopt;
 }
 
 std::optional<std::string> extract_tag(std::string_view text, std::string_view tag) {

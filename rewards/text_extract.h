@@ -8,7 +8,8 @@
 namespace grpo::rewards {
 
 // Content of the last \boxed{...} or \fbox{...}, nested braces matched ("\boxed{\frac{1}{2}}" gives
-// "\frac{1}{2}"); also the brace-less form "\boxed 5". Unbalanced braces give nullopt.
+// "\frac{1}{2}"); also the brace-less form "\boxed 5". An unbalanced last box falls back to the one
+// before (up to 8 boxes back); nullopt when none is usable.
 std::optional<std::string> extract_boxed(std::string_view text);
 
 // Content of the last <tag>...</tag> (tag names match exactly), trimmed of surrounding whitespace.

@@ -240,4 +240,10 @@ TEST_CASE("math_equal refuses oversized input quickly") {
   CHECK_FALSE(math_equal(huge, huge + "2"));
   const std::string nested = std::string(5000, '(') + "1" + std::string(5000, ')');
   CHECK_FALSE(math_equal(nested, "1"));
+  std::string many = "1";
+  for (int i = 2; i <= 100; ++i) many += ", " + std::to_string(i);
+  CHECK_FALSE(math_equal(many, many + " "));  // 100 items: beyond what is compared
+  std::string few = "1";
+  for (int i = 2; i <= 60; ++i) few += ", " + std::to_string(i);
+  CHECK(math_equal(few, few));
 }

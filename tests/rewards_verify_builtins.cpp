@@ -21,6 +21,11 @@ TEST_CASE("extract_boxed takes the last box, with nested braces") {
   CHECK(extract_boxed("\\boxed{3} and then \\boxed{4") == "3");  // unbalanced last box: the one before
   CHECK_FALSE(extract_boxed("no box here").has_value());
   CHECK_FALSE(extract_boxed("\\boxed{unclosed").has_value());
+  // A completion full of unclosed boxes: a bounded number of boxes is tried from the end.
+  std::string unclosed;
+  for (int i = 0; i < 20000; ++i) unclosed += "\\boxed{";
+  CHECK_FALSE(extract_boxed(unclosed).has_value());
+  CHECK(extract_boxed("\\boxed{1} \\boxed{ \\boxed{ \\boxed{") == "1");
 }
 
 TEST_CASE("extract_tag takes the last closed tag, trimmed") {
