@@ -79,3 +79,15 @@ TEST_CASE("pre-tokenizer: Digits step of tokenizer.json isolates digits or digit
   CHECK(make(&runs).encode("a12") == std::vector<int32_t>{'a', 256});
   CHECK(make(&runs).encode("12a1") == std::vector<int32_t>{256, 'a', '1'});
 }
+
+TEST_CASE("pre-tokenizer: ByteLevel with use_regex splits with GPT-2's pattern first") {
+  // Merges d+' (rank 0, id 256) and '+s (rank 1, id 257): on the whole word "d's" the first wins; GPT-2's
+  // pattern cuts "d" from "'s" before BPE, so only the second can apply.
+  const auto make = [](bool use_regex) {
+    auto doc = grpo::test::tiny_byte_level_json({"d'", "'s"}, {{"d", "'"}, {"'", "s"}});
+    doc["pre_tokenizer"]["use_regex"] = use_regex;
+    return grpo::Tokenizer::from_json(doc.dump());
+  };
+  CHECK(make(false).encode("d's") == std::vector<int32_t>{256, 's'});
+  CHECK(make(true).encode("d's") == std::vector<int32_t>{'d', 257});
+}
