@@ -9,7 +9,7 @@
 //  - encode() never adds BOS/EOS (the post-processor is not applied: as add_special_tokens=False).
 //    Prompt templates (prompt_template.h) place BOS and role markers explicitly.
 //  - Input is bytes, not str: a byte that is not part of valid UTF-8 becomes its own byte token, so
-//    any byte string encodes and decode(encode(x)) == x for every x.
+//    any byte string encodes and decode(encode(x)) == x for every x (up to the normalizer: NFC for Qwen).
 //  - allow_special=false treats the text of *special* added tokens as ordinary text (for untrusted
 //    text such as dataset prompts); non-special added tokens (Qwen3's <think>) still match.
 //
