@@ -141,13 +141,19 @@ const CONVERSATIONS = [
     { role: "user", content: "And of Japan?\nOne word." },
   ],
 ];
-const CHAT_TEMPLATES = { qwen3: "qwen", deepseek_v3: "deepseek", llama3: "llama3" };
+// [tokenizer, our template, extra variables for the Jinja template]
+const CHAT_TEMPLATES = [
+  ["qwen3", "qwen", {}],
+  ["qwen3", "qwen_no_thinking", { enable_thinking: false }],
+  ["deepseek_v3", "deepseek", {}],
+  ["llama3", "llama3", {}],
+];
 
 async function chatFixtures(outDir) {
   const { Template } = await import(path.join(npmDir, "node_modules/@huggingface/jinja/dist/index.js"));
   const tokenText = (t) => (t && typeof t === "object" ? t.content : t) ?? "";
   const lines = [];
-  for (const [name, template] of Object.entries(CHAT_TEMPLATES)) {
+  for (const [name, template, variables] of CHAT_TEMPLATES) {
     const config = readJson(path.join(TOKENIZERS[name], "tokenizer_config.json"));
     const jinja = new Template(config.chat_template);
     for (const messages of CONVERSATIONS) {
@@ -156,6 +162,7 @@ async function chatFixtures(outDir) {
         add_generation_prompt: true,
         bos_token: tokenText(config.bos_token),
         eos_token: tokenText(config.eos_token),
+        ...variables,
       });
       lines.push(JSON.stringify({ tokenizer: name, template, messages, text }));
     }

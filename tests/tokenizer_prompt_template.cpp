@@ -39,7 +39,7 @@ TEST_CASE("prompt template: built-in chat formats render exactly as the models' 
     CHECK(t.render(messages, /*add_generation_prompt=*/true, *tokenizer) == entry.at("text").get<std::string>());
     ++checked;
   }
-  if (checked > 0) CHECK(checked == 9);
+  if (checked > 0) CHECK(checked == 12);
 }
 
 TEST_CASE("prompt template: Qwen markers encode to their special tokens, user text cannot inject them") {
@@ -90,6 +90,7 @@ TEST_CASE("prompt template: placeholders, escapes and errors") {
   CHECK(template_error(R"({"roles": {"user": "{content}"}, "begin": "{content}"})").find("/begin: unknown placeholder") !=
         std::string::npos);
   CHECK(template_error(R"({"roles": {"user": "{content}"}, "extra": 1})").find("/extra: unknown key") != std::string::npos);
-  CHECK_THROWS_WITH_AS(PromptTemplate::load("nope"), doctest::Contains("neither a built-in (deepseek, llama3, qwen, r1_zero)"),
+  CHECK_THROWS_WITH_AS(PromptTemplate::load("nope"),
+                       doctest::Contains("neither a built-in (deepseek, llama3, qwen, qwen_no_thinking, r1_zero)"),
                        TokenizerError);
 }

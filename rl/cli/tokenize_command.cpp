@@ -91,7 +91,8 @@ void add_tokenize_command(CLI::App& app) {
   cmd->add_flag("--no-special", options->no_special, "encode special-token text (e.g. <|im_end|>) as plain text");
   cmd->add_flag("--skip-special", options->skip_special, "with --decode: leave special tokens out of the text");
   cmd->add_option("--template", options->template_name,
-                  "format the text as a user prompt first: qwen, deepseek, llama3, r1_zero or a template file");
+                  "format the text as a user prompt first: a built-in template (qwen, qwen_no_thinking, deepseek, "
+                  "llama3, r1_zero) or a template file");
   cmd->callback([options, cmd] {
     options->text_given = cmd->count("--text") > 0;
     run_tokenize(*options);
