@@ -325,3 +325,45 @@ TEST_CASE("policy loss: statistics count clip activity, ratios and KL over valid
   CHECK(m.at("ratio/mean") == doctest::Approx(6.5 / 4));
   CHECK(loss.loss.item<double>() == doctest::Approx(pg + 0.1 * k3).epsilon(1e-12));
 }
+
+TEST_CASE("policy loss: float32 inputs with a 0/1 float mask agree with float64 to float precision") {
+  torch::manual_seed(17);
+  const Tensor base = -torch::rand({4, 9}, torch::kDouble) * 4;
+  const Tensor old_logp = base + 0.2 * torch::randn({4, 9}, torch::kDouble);
+  const Tensor ref_logp = base + 0.2 * torch::randn({4, 9}, torch::kDouble);
+  const Tensor mask = (torch::rand({4, 9}) < 0.7).to(torch::kDouble);
+  const Tensor adv = torch::randn({4}, torch::kDouble);  // float64, as group_advantages returns them
+  ObjectiveOptions options;
+  options.policy.kl_coef = 0.04;
+  options.aggregation = LossAggregation::SeqMeanTokenMean;
+  const LossNormalizer n = LossNormalizer::count(mask);
+
+  Tensor logp64 = base.clone().requires_grad_(true);
+  MicroBatchLoss l64 = grpo_loss({logp64, old_logp, adv, mask, ref_logp}, options, n);
+  l64.loss.backward();
+  Tensor logp32 = base.to(torch::kFloat).requires_grad_(true);
+  MicroBatchLoss l32 = grpo_loss({logp32, old_logp.to(torch::kFloat), adv, mask.to(torch::kFloat), ref_logp.to(torch::kFloat)},
+                                 options, n);
+  l32.loss.backward();
+  CHECK((l32.loss.scalar_type() == torch::kFloat));
+  CHECK(l32.loss.item<double>() == doctest::Approx(l64.loss.item<double>()).epsilon(1e-5));
+  CHECK((logp32.grad().to(torch::kDouble) - logp64.grad()).abs().max().item<double>() <= 1e-6);
+  CHECK(l32.stats.tokens == l64.stats.tokens);
+}
+
+TEST_CASE("policy loss: statistics of a micro-batch with no valid token leave the totals unchanged") {
+  RatioBatch b = from_ratios({{0.5, 2.0}});
+  const Tensor adv = torch::tensor({1.0}, torch::kDouble);
+  const Tensor none = torch::zeros({1, 2}, torch::kBool);
+  LossStats total = grpo_loss({b.logp, b.old_logp, adv, b.mask}, ObjectiveOptions{}, LossNormalizer::count(b.mask)).stats;
+  const LossStats empty = grpo_loss({b.logp, b.old_logp, adv, none}, ObjectiveOptions{}, LossNormalizer::count(b.mask)).stats;
+  CHECK(empty.tokens == 0);
+  total += empty;
+  CHECK(total.tokens == 2);
+  CHECK(total.ratio_min == doctest::Approx(0.5));
+  CHECK(total.ratio_max == doctest::Approx(2.0));
+  LossStats fresh;
+  fresh += total;  // merging into an empty total takes the other's extremes
+  CHECK(fresh.ratio_min == doctest::Approx(0.5));
+  CHECK(fresh.ratio_max == doctest::Approx(2.0));
+}
