@@ -92,3 +92,23 @@ void CausalLMImpl::update_routing_biases(double gamma) {
 }
 
 }  // namespace grpo
+
+namespace grpo {
+
+void copy_weights(const CausalLM& source, CausalLM& target) {
+  torch::NoGradGuard no_grad;
+  auto from_params = source->named_parameters();
+  for (auto& item : target->named_parameters()) item.value().copy_(*from_params.find(item.key()));
+  auto from_buffers = source->named_buffers();
+  for (auto& item : target->named_buffers()) item.value().copy_(*from_buffers.find(item.key()));
+}
+
+CausalLM clone_weights(const CausalLM& model) {
+  CausalLM copy(model->config());
+  const torch::Tensor& w = model->model->embed_tokens->weight;
+  copy->to(w.device(), w.scalar_type());
+  copy_weights(model, copy);
+  return copy;
+}
+
+}  // namespace grpo

@@ -73,4 +73,10 @@ class CausalLMImpl : public torch::nn::Module {
 };
 TORCH_MODULE(CausalLM);
 
+// A new model with the same config and a deep copy of every parameter and buffer (the reference model,
+// snapshots). The copy lives on the same device and dtype and has no gradients.
+CausalLM clone_weights(const CausalLM& model);
+// Copies every parameter and buffer of `source` into `target` (same config), in place.
+void copy_weights(const CausalLM& source, CausalLM& target);
+
 }  // namespace grpo

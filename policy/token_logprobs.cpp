@@ -3,17 +3,21 @@
 namespace grpo {
 
 torch::Tensor logprobs_from_hidden(CausalLM& model, const torch::Tensor& hidden, const torch::Tensor& targets,
-                                   const LogprobOptions& options) {
+                                   const LogprobOptions& options, torch::Tensor* entropy) {
   const int64_t t = hidden.size(1), chunk = std::max<int64_t>(options.chunk_positions, 1);
-  std::vector<torch::Tensor> pieces;
+  std::vector<torch::Tensor> pieces, entropies;
   for (int64_t start = 0; start < t; start += chunk) {
     const int64_t n = std::min(chunk, t - start);
     torch::Tensor logits = model->logits(hidden.narrow(1, start, n)).to(torch::kFloat);  // [B, n, V]
     if (options.temperature != 1.0) logits = logits / options.temperature;
     torch::Tensor target = targets.narrow(1, start, n).unsqueeze(-1);
     // log_softmax(x)[y] = x[y] - logsumexp(x): avoids materialising a second [B, n, V] tensor.
-    pieces.push_back(logits.gather(-1, target).squeeze(-1) - torch::logsumexp(logits, -1));
+    torch::Tensor lse = torch::logsumexp(logits, -1);
+    pieces.push_back(logits.gather(-1, target).squeeze(-1) - lse);
+    // H = -Σ p log p = logsumexp(x) - Σ p x.
+    if (entropy) entropies.push_back(lse - (torch::softmax(logits, -1) * logits).sum(-1));
   }
+  if (entropy) *entropy = torch::cat(entropies, 1);
   return torch::cat(pieces, 1);
 }
 

@@ -20,8 +20,10 @@ struct LogprobOptions {
 torch::Tensor token_logprobs(CausalLM& model, const torch::Tensor& ids, const torch::Tensor& attention_mask = {},
                              const LogprobOptions& options = {});
 
-// The same from hidden states already computed: hidden [B, T, H] predicts targets [B, T].
+// The same from hidden states already computed: hidden [B, T, H] predicts targets [B, T]. When
+// `entropy` is given it receives the entropy of each position's tempered distribution, float32 [B, T]
+// (with gradients when grad mode is on), computed chunk by chunk alongside.
 torch::Tensor logprobs_from_hidden(CausalLM& model, const torch::Tensor& hidden, const torch::Tensor& targets,
-                                   const LogprobOptions& options = {});
+                                   const LogprobOptions& options = {}, torch::Tensor* entropy = nullptr);
 
 }  // namespace grpo

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   grpo::cli::add_init_command(app);
   grpo::cli::add_inspect_command(app);
   grpo::cli::add_logprobs_command(app);
+  grpo::cli::add_sample_command(app);
   grpo::cli::add_tokenize_command(app);
   grpo::cli::add_rewards_command(app);
   try {

@@ -1,0 +1,324 @@
+#include "rl/grpo_trainer.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+
+#include "policy/token_logprobs.h"
+#include "rl/sequence_batch.h"
+
+namespace grpo {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+uint64_t mix(uint64_t a, uint64_t b) {
+  uint64_t x = a ^ (b + 0x9E3779B97F4A7C15ull + (a << 6) + (a >> 2));
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+struct ScoredGroup {
+  const PromptExample* example = nullptr;
+  std::vector<Completion> completions;
+  std::vector<rewards::SampleScore> scores;
+  bool zero_variance = false;
+};
+
+void add_mean_std(StepMetrics& m, const std::string& name, const std::vector<double>& values) {
+  if (values.empty()) return;
+  double mean = std::accumulate(values.begin(), values.end(), 0.0) / values.size(), sq = 0;
+  for (double v : values) sq += (v - mean) * (v - mean);
+  m[name] = mean;
+  m[name + "_std"] = values.size() > 1 ? std::sqrt(sq / (values.size() - 1)) : 0.0;
+}
+
+}  // namespace
+
+GrpoTrainer::GrpoTrainer(CausalLM policy, Tokenizer tokenizer, rewards::RuleSet rules, GrpoConfig config,
+                         std::optional<ReferenceModel> reference)
+    : policy_(std::move(policy)), tokenizer_(std::move(tokenizer)), config_(std::move(config)), reference_(std::move(reference)) {
+  if (config_.group_size < 1) throw std::invalid_argument("train: group_size must be >= 1");
+  if (config_.epochs < 1 || config_.minibatches < 1 || config_.micro_batch_size < 1)
+    throw std::invalid_argument("train: epochs, minibatches and micro_batch_size must be >= 1");
+  if (config_.objective.policy.kl_coef != 0 && !reference_)
+    reference_ = ReferenceModel::copy_of(policy_, policy_->model->embed_tokens->weight.device());
+  validate(config_.lr);
+  config_.adamw.lr = config_.lr.peak;
+  optimizer_ = make_adamw(policy_->parameters(), config_.adamw);
+  scorer_ = std::make_unique<rewards::ScorerPool>(std::move(rules), static_cast<int>(config_.reward_threads));
+}
+
+StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const PromptSource& more_prompts) {
+  StepResult result;
+  StepMetrics& m = result.metrics;
+  const auto step_start = Clock::now();
+  if (config_.reference_reset_every > 0 && step_ > 0 && step_ % config_.reference_reset_every == 0 && reference_)
+    reference_->reset_to(policy_);
+  for (MoeRouter& router : policy_->routers()) router->reset_load();
+
+  // 1. Rollout and rewards, refilling zero-variance groups when dynamic sampling is on.
+  const bool replay = config_.routing_replay && policy_->config().has_moe();
+  RolloutOptions ro;
+  ro.sampling = config_.sampling;
+  ro.stop = config_.stop;
+  ro.max_batch_rows = config_.rollout_batch_rows;
+  ro.record_experts = replay;
+  RolloutEngine engine(policy_, &tokenizer_, ro);
+
+  std::deque<PromptExample> extra;  // refill prompts, owned here (a deque keeps pointers stable)
+  std::vector<const PromptExample*> todo;
+  for (const PromptExample& p : prompts) todo.push_back(&p);
+  std::vector<ScoredGroup> groups;
+  double rollout_seconds = 0, reward_seconds = 0;
+  int64_t generated_tokens = 0, prompt_counter = 0, informative = 0, rounds = 0;
+  while (!todo.empty()) {
+    auto t = Clock::now();
+    std::vector<PromptRequest> requests;
+    for (const PromptExample* p : todo)
+      requests.push_back({p->prompt_ids, config_.group_size, mix(mix(config_.seed, static_cast<uint64_t>(step_)), prompt_counter++)});
+    std::vector<Completion> completions = engine.generate(requests);
+    rollout_seconds += seconds_since(t);
+    generated_tokens += engine.stats().generated_tokens;
+
+    t = Clock::now();
+    std::vector<rewards::Sample> samples;
+    for (const Completion& c : completions) {
+      const PromptExample& p = *todo[c.request_index];
+      samples.push_back({p.prompt, c.text, p.record, static_cast<int64_t>(c.completion_ids.size()), to_string(c.finish_reason)});
+    }
+    std::vector<rewards::SampleScore> scores = scorer_->score(samples);
+    reward_seconds += seconds_since(t);
+
+    for (size_t g = 0; g < todo.size(); ++g) {
+      ScoredGroup group;
+      group.example = todo[g];
+      for (int64_t s = 0; s < config_.group_size; ++s) {
+        size_t i = g * config_.group_size + s;
+        group.completions.push_back(std::move(completions[i]));
+        group.scores.push_back(std::move(scores[i]));
+      }
+      group.zero_variance = std::all_of(group.scores.begin(), group.scores.end(),
+                                        [&](const rewards::SampleScore& s) { return s.total == group.scores[0].total; });
+      informative += !group.zero_variance;
+      groups.push_back(std::move(group));
+    }
+    todo.clear();
+    const int64_t wanted = static_cast<int64_t>(prompts.size());
+    if (!config_.drop_zero_variance_groups || informative >= wanted || rounds >= config_.max_refill_rounds || !more_prompts) break;
+    ++rounds;
+    std::vector<PromptExample> more = more_prompts(wanted - informative);
+    for (PromptExample& p : more) {
+      extra.push_back(std::move(p));
+      todo.push_back(&extra.back());
+    }
+  }
+
+  // 2. Reward metrics over everything sampled; the update uses the kept groups.
+  const std::vector<rewards::RuleSpec>& rules = scorer_->rule_set().rules();
+  std::vector<double> totals, lengths;
+  std::vector<std::vector<double>> per_rule(rules.size());
+  int64_t truncated = 0, zero_variance = 0;
+  for (const ScoredGroup& g : groups) {
+    zero_variance += g.zero_variance;
+    for (size_t s = 0; s < g.completions.size(); ++s) {
+      totals.push_back(g.scores[s].total);
+      lengths.push_back(static_cast<double>(g.completions[s].completion_ids.size()));
+      truncated += g.completions[s].finish_reason == FinishReason::Length;
+      for (size_t r = 0; r < rules.size(); ++r) per_rule[r].push_back(g.scores[s].rules[r].value);
+    }
+  }
+  add_mean_std(m, "reward", totals);
+  for (size_t r = 0; r < rules.size(); ++r) {
+    add_mean_std(m, "rewards/" + rules[r].name, per_rule[r]);
+    m["rewards/" + rules[r].name + "/failures"] = static_cast<double>(scorer_->failures()[r].count);
+    if (rules[r].name == "accuracy") m["accuracy"] = m["rewards/accuracy"];
+  }
+  m["completion_length/mean"] = std::accumulate(lengths.begin(), lengths.end(), 0.0) / lengths.size();
+  m["completion_length/max"] = *std::max_element(lengths.begin(), lengths.end());
+  m["completions/truncated_fraction"] = static_cast<double>(truncated) / lengths.size();
+  m["frac_reward_zero_std"] = static_cast<double>(zero_variance) / groups.size();
+  m["groups/sampled"] = static_cast<double>(groups.size());
+  m["groups/refill_rounds"] = static_cast<double>(rounds);
+
+  std::vector<const ScoredGroup*> kept;
+  for (const ScoredGroup& g : groups)
+    if (!(config_.drop_zero_variance_groups && g.zero_variance) && kept.size() < prompts.size()) kept.push_back(&g);
+
+  // 3. Group-relative advantages.
+  std::vector<double> rewards_kept;
+  std::vector<int64_t> group_ids;
+  std::vector<const Completion*> completions;
+  for (size_t g = 0; g < kept.size(); ++g)
+    for (size_t s = 0; s < kept[g]->completions.size(); ++s) {
+      rewards_kept.push_back(kept[g]->scores[s].total);
+      group_ids.push_back(static_cast<int64_t>(g));
+      completions.push_back(&kept[g]->completions[s]);
+    }
+  std::vector<double> advantages;
+  if (!completions.empty()) {
+    GroupAdvantages adv = group_advantages(torch::tensor(rewards_kept, torch::kDouble), torch::tensor(group_ids, torch::kLong),
+                                           config_.advantages);
+    advantages.assign(adv.advantages.data_ptr<double>(), adv.advantages.data_ptr<double>() + adv.advantages.numel());
+    add_mean_std(m, "advantages", advantages);
+  }
+
+  // Samples for the log: every sampled completion with its scores.
+  size_t kept_index = 0;
+  for (const ScoredGroup& g : groups) {
+    const bool is_kept = kept_index < kept.size() && kept[kept_index] == &g;
+    for (size_t s = 0; s < g.completions.size(); ++s) {
+      ScoredSample out;
+      out.prompt_index = static_cast<int64_t>(&g - &groups[0]);
+      out.prompt = g.example->prompt;
+      out.completion = g.completions[s].text;
+      out.reward = g.scores[s].total;
+      out.advantage = is_kept ? advantages[kept_index * g.completions.size() + s] : 0.0;
+      for (size_t r = 0; r < rules.size(); ++r) out.rule_values.push_back({rules[r].name, g.scores[s].rules[r].value});
+      out.finish_reason = to_string(g.completions[s].finish_reason);
+      out.completion_tokens = static_cast<int64_t>(g.completions[s].completion_ids.size());
+      result.samples.push_back(std::move(out));
+    }
+    kept_index += is_kept;
+  }
+
+  // 4. Policy update.
+  auto t = Clock::now();
+  double skipped = completions.empty() ? 0.0 : policy_update(completions, advantages, m);
+  const double update_seconds = seconds_since(t);
+  result.skipped = skipped > 0;
+  consecutive_skips_ = result.skipped ? consecutive_skips_ + 1 : 0;
+
+  // 5. MoE load balance over the step (rollout + training forwards), then the optional bias update.
+  std::vector<MoeRouter> routers = policy_->routers();
+  if (!routers.empty()) {
+    double imbalance = 0;
+    for (MoeRouter& r : routers) imbalance += (r->load().max() / r->load().mean().clamp_min(1e-9)).item<double>();
+    m["moe/load_imbalance"] = imbalance / routers.size();  // max/mean expert load, averaged over layers
+    if (config_.router_bias_update > 0) policy_->update_routing_biases(config_.router_bias_update);
+  }
+
+  m["timing/rollout"] = rollout_seconds;
+  m["timing/reward"] = reward_seconds;
+  m["timing/update"] = update_seconds;
+  m["timing/step"] = seconds_since(step_start);
+  m["tokens_per_second/rollout"] = rollout_seconds > 0 ? generated_tokens / rollout_seconds : 0;
+  m["step"] = static_cast<double>(step_);
+  ++step_;
+  if (consecutive_skips_ >= config_.max_consecutive_skips)
+    throw std::runtime_error(fmt::format("train: {} steps in a row had a non-finite loss or gradient (last: grad_norm={}, "
+                                         "pg_loss={}); lower the learning rate or check the rewards",
+                                         consecutive_skips_, m["grad_norm"], m["pg_loss"]));
+  return result;
+}
+
+double GrpoTrainer::policy_update(const std::vector<const Completion*>& completions, const std::vector<double>& advantages,
+                                  StepMetrics& m) {
+  const torch::Device device = policy_->model->embed_tokens->weight.device();
+  const bool replay = config_.routing_replay && policy_->config().has_moe();
+  SequenceBatch all = build_sequence_batch(completions, advantages, replay, config_.mask_truncated).to(device);
+  const int64_t width = all.targets.size(1);
+  LogprobOptions lp;
+  lp.temperature = config_.sampling.greedy() ? 1.0 : config_.sampling.temperature;
+  lp.chunk_positions = config_.logprob_chunk;
+
+  const PolicyLossOptions& loss_options = config_.objective.policy;
+  if (loss_options.kl_coef != 0) {
+    auto t = Clock::now();
+    ModelInputs in;
+    in.input_ids = all.input_ids;
+    in.attention_mask = all.attention_mask;
+    all.ref_logprobs = reference_->logprobs(in, all.first_position, all.targets, lp);
+    m["timing/reference"] = seconds_since(t);
+  }
+
+  policy_->train();
+  const int64_t n = all.rows();
+  const bool want_entropy = true;  // reported as a metric; in the loss only with entropy_coef > 0
+  LossStats stats;
+  double drift_sum = 0, drift_tokens = 0, grad_norm_sum = 0, skipped = 0, trained_tokens = 0;
+  int64_t updates = 0;
+  std::vector<int64_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  for (int64_t epoch = 0; epoch < config_.epochs; ++epoch) {
+    std::mt19937_64 rng(mix(mix(config_.seed, static_cast<uint64_t>(step_)), 1000 + epoch));
+    std::shuffle(order.begin(), order.end(), rng);
+    for (int64_t mb = 0; mb < config_.minibatches; ++mb) {
+      const int64_t begin = n * mb / config_.minibatches, end = n * (mb + 1) / config_.minibatches;
+      if (begin == end) continue;
+      SequenceBatch minibatch = all.select(std::vector<int64_t>(order.begin() + begin, order.begin() + end));
+      LossNormalizer normalizer = LossNormalizer::count(minibatch.completion_mask, static_cast<double>(config_.stop.max_new_tokens));
+      optimizer_->zero_grad();
+      bool finite = true;
+      for (int64_t u0 = 0; u0 < minibatch.rows(); u0 += config_.micro_batch_size) {
+        const int64_t u1 = std::min(minibatch.rows(), u0 + config_.micro_batch_size);
+        std::vector<int64_t> rows(u1 - u0);
+        std::iota(rows.begin(), rows.end(), u0);
+        SequenceBatch micro = minibatch.select(rows);
+        ModelInputs in;
+        in.input_ids = micro.input_ids;
+        in.attention_mask = micro.attention_mask;
+        if (replay) in.routing = &micro.replay;
+        ModelOutputs out = policy_->forward_hidden(in);
+        torch::Tensor entropy;
+        torch::Tensor logp = logprobs_from_hidden(policy_, out.hidden.narrow(1, micro.first_position, width), micro.targets, lp,
+                                                  want_entropy ? &entropy : nullptr);
+        PolicyLossInputs pin;
+        pin.logp = logp;
+        pin.old_logp = micro.rollout_logprobs;
+        pin.advantages = micro.advantages;
+        pin.mask = micro.completion_mask;
+        pin.ref_logp = micro.ref_logprobs;
+        pin.entropy = loss_options.entropy_coef != 0 ? entropy : entropy.detach();
+        MicroBatchLoss loss = grpo_loss(pin, config_.objective, normalizer);
+        torch::Tensor total = loss.loss;
+        if (out.aux_loss.defined()) total = total + out.aux_loss * (static_cast<double>(micro.rows()) / minibatch.rows());
+        if (!torch::isfinite(total).item<bool>()) {
+          finite = false;
+          break;
+        }
+        total.backward();
+        stats += loss.stats;
+        if (epoch == 0) {
+          // Rollout vs training log-probs of the same tokens: should be ~0 for the first pass (same
+          // weights); a growing value flags a numerics mismatch between sampling and training.
+          torch::Tensor diff = (logp.detach() - micro.rollout_logprobs).abs() * micro.completion_mask;
+          drift_sum += diff.sum().item<double>();
+          drift_tokens += micro.completion_mask.sum().item<double>();
+        }
+      }
+      double grad_norm = finite ? clip_gradients(policy_->parameters(), config_.max_grad_norm) : NAN;
+      if (!std::isfinite(grad_norm)) {
+        optimizer_->zero_grad();
+        skipped += 1;
+        m["grad_norm"] = grad_norm;
+        continue;
+      }
+      const double rate = learning_rate(config_.lr, optimizer_steps_);
+      set_learning_rate(*optimizer_, rate);
+      optimizer_->step();
+      ++optimizer_steps_;
+      ++updates;
+      grad_norm_sum += grad_norm;
+      trained_tokens += normalizer.tokens;
+      m["learning_rate"] = rate;
+    }
+  }
+  for (const auto& [name, value] : stats.metrics()) m[name] = value;
+  if (updates > 0) m["grad_norm"] = grad_norm_sum / updates;
+  m["rollout/logprob_diff_mean"] = drift_tokens > 0 ? drift_sum / drift_tokens : 0.0;
+  m["train/optimizer_steps"] = static_cast<double>(updates);
+  m["train/skipped_updates"] = skipped;
+  m["train/tokens"] = trained_tokens;
+  return skipped;
+}
+
+}  // namespace grpo

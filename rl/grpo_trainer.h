@@ -1,0 +1,127 @@
+#pragma once
+// GrpoTrainer: one GRPO step, as DeepSeekMath §4.1 and DeepSeek-R1 §2.2 define it.
+//
+//   prompts ─► rollout: G samples each ─► rewards (Lua rules) ─► group advantages
+//           ─► [DAPO dynamic sampling: drop zero-variance groups, sample more prompts]
+//           ─► reference log-probs (β > 0) ─► μ passes over minibatches: clipped surrogate + KL,
+//              micro-batch gradient accumulation, grad clipping, AdamW ─► metrics
+//
+// The mathematics lives in grpo_objective.h; this file orders it and feeds it data.
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "policy/causal_lm.h"
+#include "policy/tokenizer/tokenizer.h"
+#include "reference/reference_model.h"
+#include "rewards/scorer_pool.h"
+#include "rl/grpo_objective.h"
+#include "rl/lr_schedule.h"
+#include "rl/optimizer.h"
+#include "rollout/rollout_engine.h"
+
+namespace grpo {
+
+// One prompt of the dataset: the text the policy sees (already templated), its ids, and the record the
+// reward rules read (answer, tests, ...).
+struct PromptExample {
+  std::string prompt;
+  std::vector<int32_t> prompt_ids;
+  nlohmann::json record = nlohmann::json::object();
+};
+
+struct GrpoConfig {
+  int64_t group_size = 8;  // G samples per prompt
+  uint64_t seed = 0;
+  // Rollout (temperature also scales the training log-probs, as in verl and TRL).
+  SamplingParams sampling;
+  StopConditions stop;
+  int64_t rollout_batch_rows = 64;
+  // Objective: advantages, clipping, KL (β = policy.kl_coef), aggregation.
+  AdvantageOptions advantages;
+  ObjectiveOptions objective;
+  // Update: μ passes over the step's samples, each split into minibatches (one optimizer step each),
+  // each minibatch processed in micro-batches of this many sequences with gradient accumulation.
+  int64_t epochs = 1;
+  int64_t minibatches = 1;
+  int64_t micro_batch_size = 16;
+  AdamWSettings adamw;
+  LrSchedule lr;
+  double max_grad_norm = 1.0;
+  int64_t logprob_chunk = 256;
+  // Overlong samples (finish reason "length") left out of the loss (DAPO overlong filtering).
+  bool mask_truncated = false;
+  // DAPO dynamic sampling: groups whose rewards are all equal carry no signal; drop them and sample more
+  // prompts until the step has its number of informative groups, at most this many extra rounds.
+  bool drop_zero_variance_groups = false;
+  int64_t max_refill_rounds = 3;
+  // Reference: reset to the current policy every N steps (0 = never; DeepSeek-R1-Zero: 400).
+  int64_t reference_reset_every = 0;
+  // MoE: replay rollout routing in the update; update router biases by γ after each step (0 = frozen).
+  bool routing_replay = true;
+  double router_bias_update = 0.0;
+  // Non-finite losses or gradients skip the step; this many in a row stop training.
+  int64_t max_consecutive_skips = 5;
+  int64_t reward_threads = 2;
+};
+
+// Metrics of one step, by name (TRL/verl names; see docs/training.md).
+using StepMetrics = std::map<std::string, double>;
+
+// A scored sample, kept for the samples log.
+struct ScoredSample {
+  int64_t prompt_index = 0;
+  std::string prompt, completion;
+  double reward = 0, advantage = 0;
+  std::vector<std::pair<std::string, double>> rule_values;
+  std::string finish_reason;
+  int64_t completion_tokens = 0;
+};
+
+struct StepResult {
+  StepMetrics metrics;
+  std::vector<ScoredSample> samples;
+  bool skipped = false;  // non-finite loss or gradient: no update applied
+};
+
+class GrpoTrainer {
+ public:
+  // next_prompts(n) supplies n more prompts when dynamic sampling refills a step; may be empty.
+  using PromptSource = std::function<std::vector<PromptExample>(int64_t n)>;
+
+  GrpoTrainer(CausalLM policy, Tokenizer tokenizer, rewards::RuleSet rules, GrpoConfig config,
+              std::optional<ReferenceModel> reference = std::nullopt);
+
+  // One GRPO step on these prompts. Throws std::runtime_error after max_consecutive_skips non-finite
+  // steps in a row, saying what was non-finite.
+  StepResult step(const std::vector<PromptExample>& prompts, const PromptSource& more_prompts = {});
+
+  int64_t steps_done() const { return step_; }
+  CausalLM& policy() { return policy_; }
+  torch::optim::AdamW& optimizer() { return *optimizer_; }
+  const GrpoConfig& config() const { return config_; }
+  // For resuming: the step counter drives the LR schedule and the sampling seeds.
+  void set_steps_done(int64_t step) { step_ = step; }
+
+ private:
+  double policy_update(const std::vector<const Completion*>& completions, const std::vector<double>& advantages,
+                       StepMetrics& metrics);
+
+  CausalLM policy_;
+  Tokenizer tokenizer_;
+  GrpoConfig config_;
+  std::unique_ptr<rewards::ScorerPool> scorer_;
+  std::optional<ReferenceModel> reference_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  int64_t step_ = 0;
+  int64_t optimizer_steps_ = 0;
+  int64_t consecutive_skips_ = 0;
+};
+
+}  // namespace grpo
