@@ -2,8 +2,7 @@
 // Prompt formatting as data: a template file (JSON) says how each role's message is wrapped, what
 // starts the text and what asks the model to answer. Built in: "qwen", "qwen_no_thinking",
 // "deepseek", "llama3" and "r1_zero" (policy/tokenizer/templates/*.json, compiled into the library);
-// users can pass a path to
-// their own file of the same shape:
+// users can pass a path to their own file of the same shape:
 //
 //   {"begin": "{bos}",
 //    "roles": {"system": "...{content}...", "user": "...", "assistant": "..."},
