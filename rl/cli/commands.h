@@ -8,6 +8,7 @@ void add_init_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_logprobs_command(CLI::App& app);
 void add_sample_command(CLI::App& app);
+void add_run_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_rewards_command(CLI::App& app);
 

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   grpo::cli::add_inspect_command(app);
   grpo::cli::add_logprobs_command(app);
   grpo::cli::add_sample_command(app);
+  grpo::cli::add_run_command(app);
   grpo::cli::add_tokenize_command(app);
   grpo::cli::add_rewards_command(app);
   try {

@@ -1,0 +1,35 @@
+#pragma once
+// Evaluation of a policy on a dataset: n samples per prompt, scored by the reward rules.
+//   pass@k = mean over prompts of 1 − C(n − c, k) / C(n, k)   (Chen et al. 2021, unbiased; c = samples
+//            whose "accuracy" rule is 1, or whose total reward is >= 1 when no rule is named so)
+//   reward/<rule> = mean rule value over all samples
+#include <map>
+#include <string>
+#include <vector>
+
+#include "policy/causal_lm.h"
+#include "policy/tokenizer/tokenizer.h"
+#include "rewards/rule_set.h"
+#include "rl/grpo_trainer.h"
+#include "rollout/rollout_engine.h"
+
+namespace grpo {
+
+struct EvalConfig {
+  int64_t samples_per_prompt = 8;
+  std::vector<int64_t> pass_k = {1, 8};
+  SamplingParams sampling;
+  StopConditions stop;
+  int64_t batch_rows = 64;
+  uint64_t seed = 12345;
+  int64_t reward_threads = 2;
+};
+
+// Unbiased pass@k from n samples with c correct (k <= n).
+double pass_at_k(int64_t n, int64_t c, int64_t k);
+
+// Metrics by name: "pass@1", "pass@8", "reward", "reward/<rule>", "completion_length".
+std::map<std::string, double> evaluate(CausalLM& model, const Tokenizer& tokenizer, const rewards::RuleSet& rules,
+                                       const std::vector<PromptExample>& prompts, const EvalConfig& config);
+
+}  // namespace grpo

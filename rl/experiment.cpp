@@ -1,0 +1,620 @@
+#include "rl/experiment.h"
+
+#include <fmt/core.h>
+#include <lua.hpp>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <random>
+#include <set>
+#include <stdexcept>
+
+#include "policy/checkpoint.h"
+#include "policy/model_size.h"
+#include "policy/tokenizer/tokenizer.h"
+#include "rewards/rule_set.h"
+#include "rl/evaluation.h"
+#include "rl/grpo_trainer.h"
+#include "rl/pretrain.h"
+
+namespace grpo {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// ---------------------------------------------------------------------------------------------
+// Lua values <-> JSON
+// ---------------------------------------------------------------------------------------------
+
+json lua_to_json(lua_State* L, int index, int depth = 0) {
+  index = lua_absindex(L, index);
+  if (depth > 64) luaL_error(L, "table nested too deeply");
+  switch (lua_type(L, index)) {
+    case LUA_TNIL: return nullptr;
+    case LUA_TBOOLEAN: return static_cast<bool>(lua_toboolean(L, index));
+    case LUA_TNUMBER:
+      return lua_isinteger(L, index) ? json(static_cast<int64_t>(lua_tointeger(L, index))) : json(lua_tonumber(L, index));
+    case LUA_TSTRING: return std::string(lua_tostring(L, index));
+    case LUA_TTABLE: {
+      const lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, index));
+      int64_t keys = 0;
+      lua_pushnil(L);
+      while (lua_next(L, index)) {
+        ++keys;
+        lua_pop(L, 1);
+      }
+      if (n > 0 && keys == n) {
+        json array = json::array();
+        for (lua_Integer i = 1; i <= n; ++i) {
+          lua_rawgeti(L, index, i);
+          array.push_back(lua_to_json(L, -1, depth + 1));
+          lua_pop(L, 1);
+        }
+        return array;
+      }
+      json object = json::object();
+      lua_pushnil(L);
+      while (lua_next(L, index)) {
+        if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "tables passed to grpo must have string keys or be lists");
+        object[lua_tostring(L, -2)] = lua_to_json(L, -1, depth + 1);
+        lua_pop(L, 1);
+      }
+      return object;
+    }
+    default: luaL_error(L, "cannot convert a %s to data", luaL_typename(L, index));
+  }
+  return nullptr;
+}
+
+void push_json(lua_State* L, const json& v) {
+  if (v.is_null()) {
+    lua_pushnil(L);
+  } else if (v.is_boolean()) {
+    lua_pushboolean(L, v.get<bool>());
+  } else if (v.is_number_integer()) {
+    lua_pushinteger(L, v.get<int64_t>());
+  } else if (v.is_number()) {
+    lua_pushnumber(L, v.get<double>());
+  } else if (v.is_string()) {
+    const std::string& s = v.get_ref<const std::string&>();
+    lua_pushlstring(L, s.data(), s.size());
+  } else if (v.is_array()) {
+    lua_createtable(L, static_cast<int>(v.size()), 0);
+    for (size_t i = 0; i < v.size(); ++i) {
+      push_json(L, v[i]);
+      lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+    }
+  } else {
+    lua_createtable(L, 0, static_cast<int>(v.size()));
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      push_json(L, it.value());
+      lua_setfield(L, -2, it.key().c_str());
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage options: validated up front, overridable from the command line
+// ---------------------------------------------------------------------------------------------
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+struct ExperimentState {
+  ExperimentOptions options;
+  std::set<std::string> used_overrides;
+};
+
+ExperimentState& state_of(lua_State* L) {
+  return **static_cast<ExperimentState**>(lua_getextraspace(L));
+}
+
+// The options table of one stage call (argument 1), with its known keys.
+class StageOptions {
+ public:
+  StageOptions(lua_State* L, std::string stage, std::vector<std::string> known) : L_(L), stage_(std::move(stage)) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    known_ = std::set<std::string>(known.begin(), known.end());
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+      if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "grpo.%s: option keys must be names", stage_.c_str());
+      std::string key = lua_tostring(L, -2);
+      if (!known_.count(key)) {
+        std::string best;
+        size_t best_distance = 1000;
+        for (const std::string& k : known) {
+          size_t d = edit_distance(key, k);
+          if (d < best_distance) best = k, best_distance = d;
+        }
+        luaL_error(L, "grpo.%s: unknown option \"%s\" (did you mean \"%s\"?)", stage_.c_str(), key.c_str(), best.c_str());
+      }
+      lua_pop(L, 1);
+    }
+  }
+
+  bool has(const char* key) { return override_of(key) || field_type(key) != LUA_TNIL; }
+
+  double number(const char* key, double fallback) {
+    if (const std::string* o = override_of(key)) return std::stod(*o);
+    int type = field_type(key);
+    if (type == LUA_TNIL) return fallback;
+    if (type != LUA_TNUMBER) type_error(key, "a number");
+    lua_getfield(L_, 1, key);
+    double v = lua_tonumber(L_, -1);
+    lua_pop(L_, 1);
+    return v;
+  }
+  int64_t integer(const char* key, int64_t fallback) {
+    double v = number(key, static_cast<double>(fallback));
+    if (v != static_cast<double>(static_cast<int64_t>(v))) type_error(key, "an integer");
+    return static_cast<int64_t>(v);
+  }
+  bool boolean(const char* key, bool fallback) {
+    if (const std::string* o = override_of(key)) return *o == "true" || *o == "1";
+    int type = field_type(key);
+    if (type == LUA_TNIL) return fallback;
+    if (type != LUA_TBOOLEAN) type_error(key, "true or false");
+    lua_getfield(L_, 1, key);
+    bool v = lua_toboolean(L_, -1);
+    lua_pop(L_, 1);
+    return v;
+  }
+  std::string string(const char* key, const std::string& fallback) {
+    if (const std::string* o = override_of(key)) return *o;
+    int type = field_type(key);
+    if (type == LUA_TNIL) return fallback;
+    if (type != LUA_TSTRING) type_error(key, "a string");
+    lua_getfield(L_, 1, key);
+    std::string v = lua_tostring(L_, -1);
+    lua_pop(L_, 1);
+    return v;
+  }
+  std::string required_string(const char* key) {
+    if (!has(key)) luaL_error(L_, "grpo.%s: option \"%s\" is required", stage_.c_str(), key);
+    return string(key, "");
+  }
+  // Pushes the raw field and returns its Lua type.
+  int push(const char* key) { return lua_getfield(L_, 1, key); }
+
+  [[noreturn]] void type_error(const char* key, const char* expected) {
+    luaL_error(L_, "grpo.%s: option \"%s\" must be %s, got %s", stage_.c_str(), key, expected,
+               lua_typename(L_, field_type(key)));
+    throw std::logic_error("unreachable");
+  }
+  const std::string& stage() const { return stage_; }
+  lua_State* lua() const { return L_; }
+
+ private:
+  int field_type(const char* key) {
+    int type = lua_getfield(L_, 1, key);
+    lua_pop(L_, 1);
+    return type;
+  }
+  const std::string* override_of(const char* key) {
+    ExperimentState& s = state_of(L_);
+    auto it = s.options.overrides.find(stage_ + "." + key);
+    if (it == s.options.overrides.end()) return nullptr;
+    s.used_overrides.insert(it->first);
+    return &it->second;
+  }
+
+  lua_State* L_;
+  std::string stage_;
+  std::set<std::string> known_;
+};
+
+// A stage output path: relative paths live in the run directory.
+std::string output_path(lua_State* L, const std::string& relative) {
+  fs::path p(relative);
+  return p.is_absolute() ? p.string() : (fs::path(state_of(L).options.run_directory) / p).string();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data: records from a JSONL file or a Lua list; prompts from a template or a function
+// ---------------------------------------------------------------------------------------------
+
+std::vector<json> read_jsonl(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(fmt::format("{}: cannot open", path));
+  std::vector<json> out;
+  std::string line;
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      out.push_back(json::parse(line));
+    } catch (const json::parse_error& e) {
+      throw std::runtime_error(fmt::format("{}:{}: not valid JSON: {}", path, number, e.what()));
+    }
+    if (!out.back().is_object()) throw std::runtime_error(fmt::format("{}:{}: expected a JSON object", path, number));
+  }
+  return out;
+}
+
+std::vector<json> stage_records(StageOptions& o, const char* key) {
+  lua_State* L = o.lua();
+  int type = o.push(key);
+  std::vector<json> records;
+  if (type == LUA_TSTRING) {
+    records = read_jsonl(lua_tostring(L, -1));
+  } else if (type == LUA_TTABLE) {
+    json list = lua_to_json(L, -1);
+    if (!list.is_array()) luaL_error(L, "grpo.%s: option \"%s\" must be a list of records or a JSONL path", o.stage().c_str(), key);
+    for (json& r : list) records.push_back(std::move(r));
+  } else {
+    luaL_error(L, "grpo.%s: option \"%s\" (a JSONL path or a list of records) is required", o.stage().c_str(), key);
+  }
+  lua_pop(L, 1);
+  return records;
+}
+
+// "{field}" placeholders replaced by the record's values.
+std::string fill_template(const std::string& text, const json& record) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    size_t close = text[i] == '{' ? text.find('}', i) : std::string::npos;
+    if (close == std::string::npos) {
+      out += text[i];
+      continue;
+    }
+    std::string field = text.substr(i + 1, close - i - 1);
+    if (!record.contains(field)) throw std::runtime_error(fmt::format("prompt template: record has no field \"{}\"", field));
+    const json& v = record[field];
+    out += v.is_string() ? v.get<std::string>() : v.dump();
+    i = close;
+  }
+  return out;
+}
+
+std::vector<PromptExample> stage_prompts(StageOptions& o, const Tokenizer& tok) {
+  lua_State* L = o.lua();
+  std::vector<json> records = stage_records(o, "data");
+  std::vector<PromptExample> out;
+  int type = o.push("prompt");
+  for (json& record : records) {
+    PromptExample p;
+    if (type == LUA_TFUNCTION) {
+      lua_pushvalue(L, -1);
+      push_json(L, record);
+      lua_call(L, 1, 1);
+      if (!lua_isstring(L, -1)) luaL_error(L, "grpo.%s: the prompt function must return a string", o.stage().c_str());
+      p.prompt = lua_tostring(L, -1);
+      lua_pop(L, 1);
+    } else if (type == LUA_TSTRING) {
+      p.prompt = fill_template(lua_tostring(L, -1), record);
+    } else if (record.contains("prompt") && record["prompt"].is_string()) {
+      p.prompt = record["prompt"].get<std::string>();
+    } else {
+      luaL_error(L, "grpo.%s: give a prompt template or function, or records with a \"prompt\" field", o.stage().c_str());
+    }
+    p.prompt_ids = tok.encode(p.prompt, /*allow_special=*/false);
+    if (tok.bos_id() >= 0) p.prompt_ids.insert(p.prompt_ids.begin(), tok.bos_id());
+    p.record = std::move(record);
+    out.push_back(std::move(p));
+  }
+  lua_pop(L, 1);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Terminal output
+// ---------------------------------------------------------------------------------------------
+
+struct Progress {
+  std::string stage;
+  int64_t total;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  bool tty = isatty(fileno(stderr));
+
+  void update(int64_t done, const std::string& values) {
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    double eta = done > 0 ? elapsed / done * (total - done) : 0;
+    std::string line = fmt::format("[{}] {}/{} {} | {:.1f}s elapsed, ETA {:.0f}s", stage, done, total, values, elapsed, eta);
+    if (tty) {
+      fmt::print(stderr, "\r{:<120}", line);
+      if (done == total) fmt::print(stderr, "\n");
+    } else if (done == total || done % std::max<int64_t>(1, total / 10) == 0) {
+      fmt::print(stderr, "{}\n", line);
+    }
+  }
+};
+
+void save_model(CausalLM& model, const Tokenizer& tok, const std::string& dir) {
+  save_checkpoint(model, dir);
+  tok.save(dir + "/tokenizer.json");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stages
+// ---------------------------------------------------------------------------------------------
+
+int stage_init(lua_State* L) {
+  StageOptions o(L, "init", {"config", "tokenizer", "seed", "out"});
+  Tokenizer tok = [&] {
+    int type = o.push("tokenizer");
+    if (type == LUA_TSTRING) {
+      Tokenizer t = Tokenizer::from_file(lua_tostring(L, -1));
+      lua_pop(L, 1);
+      return t;
+    }
+    if (type != LUA_TTABLE) luaL_error(L, "grpo.init: option \"tokenizer\" must be a path or {chars = ..., specials = {...}}");
+    json spec = lua_to_json(L, -1);
+    lua_pop(L, 1);
+    if (!spec.contains("chars") || !spec["chars"].is_string()) luaL_error(L, "grpo.init: tokenizer.chars must be a string");
+    std::vector<std::string> specials = {"<pad>", "<bos>", "<eos>"};
+    if (spec.contains("specials")) specials = spec["specials"].get<std::vector<std::string>>();
+    return Tokenizer::make_char_level(spec["chars"].get<std::string>(), specials);
+  }();
+  json config;
+  int type = o.push("config");
+  if (type == LUA_TSTRING) {
+    std::ifstream in(lua_tostring(L, -1));
+    if (!in) luaL_error(L, "grpo.init: cannot open config %s", lua_tostring(L, -1));
+    config = json::parse(in);
+  } else if (type == LUA_TTABLE) {
+    config = lua_to_json(L, -1);
+  } else {
+    luaL_error(L, "grpo.init: option \"config\" (a config.json path or a table) is required");
+  }
+  lua_pop(L, 1);
+  if (!config.contains("vocab_size")) config["vocab_size"] = tok.vocab_size();
+  if (!config.contains("bos_token_id") && tok.bos_id() >= 0) config["bos_token_id"] = tok.bos_id();
+  if (!config.contains("eos_token_id") && tok.eos_id() >= 0) config["eos_token_id"] = tok.eos_id();
+  ModelConfig c = parse_model_config(config.dump(), "grpo.init config");
+  if (c.vocab_size < tok.vocab_size())
+    luaL_error(L, "grpo.init: vocab_size %d is smaller than the tokenizer's %d", static_cast<int>(c.vocab_size), tok.vocab_size());
+  torch::manual_seed(static_cast<uint64_t>(o.integer("seed", 0)));
+  CausalLM model(c);
+  std::string out = output_path(L, o.string("out", "init"));
+  save_model(model, tok, out);
+  fmt::print(stderr, "[init] {} model, {:.2f}M parameters ({:.2f}M activated per token) -> {}\n", c.model_type,
+             count_parameters(c).total / 1e6, count_parameters(c).activated_per_token / 1e6, out);
+  lua_pushstring(L, out.c_str());
+  return 1;
+}
+
+int stage_pretrain(lua_State* L) {
+  StageOptions o(L, "pretrain", {"model", "data", "field", "steps", "batch_size", "seq_len", "lr", "warmup", "min_lr_ratio",
+                                 "weight_decay", "seed", "out"});
+  std::string model_dir = o.required_string("model");
+  Tokenizer tok = Tokenizer::from_file(model_dir);
+  CausalLM model = load_checkpoint(model_dir);
+  std::string field = o.string("field", "text");
+  std::vector<std::string> docs;
+  for (const json& r : stage_records(o, "data")) {
+    if (!r.contains(field) || !r[field].is_string()) luaL_error(L, "grpo.pretrain: a record has no string field \"%s\"", field.c_str());
+    docs.push_back(r[field].get<std::string>());
+  }
+  PretrainConfig c;
+  c.steps = o.integer("steps", 300);
+  c.batch_size = o.integer("batch_size", 16);
+  c.seq_len = o.integer("seq_len", 128);
+  // Default warm-up: 10% of the steps, at most 20.
+  c.lr = {o.number("lr", 3e-3), o.integer("warmup", std::min<int64_t>(20, c.steps / 10)), LrDecay::Cosine, c.steps,
+          o.number("min_lr_ratio", 0.1)};
+  c.adamw.weight_decay = o.number("weight_decay", 0.1);
+  c.seed = static_cast<uint64_t>(o.integer("seed", 0));
+  Progress progress{"pretrain", c.steps};
+  double loss = pretrain(model, tok, docs, c, [&](const PretrainProgress& p) {
+    progress.update(p.step + 1, fmt::format("loss {:.3f} lr {:.2e} {:.0f} tok/s", p.loss, p.learning_rate, p.tokens_per_second));
+  });
+  std::string out = output_path(L, o.string("out", "pretrain"));
+  save_model(model, tok, out);
+  fmt::print(stderr, "[pretrain] final loss {:.4f} -> {}\n", loss, out);
+  lua_pushstring(L, out.c_str());
+  return 1;
+}
+
+LossAggregation parse_aggregation(lua_State* L, const std::string& name) {
+  if (name == "token-mean") return LossAggregation::TokenMean;
+  if (name == "seq-mean-token-mean") return LossAggregation::SeqMeanTokenMean;
+  if (name == "seq-mean-token-sum") return LossAggregation::SeqMeanTokenSum;
+  if (name == "seq-mean-token-sum-norm") return LossAggregation::SeqMeanTokenSumNorm;
+  luaL_error(L, "grpo.train: loss_aggregation \"%s\" is not one of token-mean, seq-mean-token-mean, seq-mean-token-sum, "
+                "seq-mean-token-sum-norm", name.c_str());
+  return LossAggregation::TokenMean;
+}
+
+int stage_train(lua_State* L) {
+  StageOptions o(L, "train", {"model", "data", "prompt", "rules", "steps", "prompts_per_step", "group_size", "lr", "warmup",
+                              "max_new_tokens", "temperature", "top_p", "kl_coef", "clip_low", "clip_high", "epochs",
+                              "minibatches", "micro_batch_size", "loss_aggregation", "advantage_scaling", "mask_truncated",
+                              "dynamic_sampling", "routing_replay", "router_bias_update", "reference_reset_every",
+                              "max_grad_norm", "weight_decay", "stop", "seed", "sample_every", "out"});
+  std::string model_dir = o.required_string("model");
+  Tokenizer tok = Tokenizer::from_file(model_dir);
+  CausalLM model = load_checkpoint(model_dir);
+  std::vector<PromptExample> prompts = stage_prompts(o, tok);
+  if (prompts.empty()) luaL_error(L, "grpo.train: no data");
+  rewards::RuleSet rules = rewards::RuleSet::from_file(o.required_string("rules"));
+
+  GrpoConfig c;
+  const int64_t steps = o.integer("steps", 100), per_step = o.integer("prompts_per_step", 8);
+  c.group_size = o.integer("group_size", 8);
+  c.seed = static_cast<uint64_t>(o.integer("seed", 0));
+  c.sampling.temperature = o.number("temperature", 1.0);
+  c.sampling.top_p = o.number("top_p", 1.0);
+  c.stop.max_new_tokens = o.integer("max_new_tokens", 256);
+  if (tok.eos_id() >= 0) c.stop.stop_ids.push_back(tok.eos_id());
+  if (o.has("stop")) c.stop.stop_strings.push_back(o.string("stop", ""));
+  c.objective.policy.kl_coef = o.number("kl_coef", 0.0);
+  c.objective.policy.clip_low = o.number("clip_low", 0.2);
+  c.objective.policy.clip_high = o.number("clip_high", 0.28);
+  c.objective.aggregation = parse_aggregation(L, o.string("loss_aggregation", "token-mean"));
+  std::string scaling = o.string("advantage_scaling", "group");
+  c.advantages.scaling = scaling == "none" ? AdvantageScaling::None : scaling == "batch" ? AdvantageScaling::Batch : AdvantageScaling::Group;
+  c.epochs = o.integer("epochs", 1);
+  c.minibatches = o.integer("minibatches", 1);
+  c.micro_batch_size = o.integer("micro_batch_size", 32);
+  c.lr = {o.number("lr", 1e-6), o.integer("warmup", 0), LrDecay::Constant, 0, 0.0};
+  c.adamw.weight_decay = o.number("weight_decay", 0.0);
+  c.max_grad_norm = o.number("max_grad_norm", 1.0);
+  c.mask_truncated = o.boolean("mask_truncated", false);
+  c.drop_zero_variance_groups = o.boolean("dynamic_sampling", false);
+  c.routing_replay = o.boolean("routing_replay", true);
+  c.router_bias_update = o.number("router_bias_update", 0.0);
+  c.reference_reset_every = o.integer("reference_reset_every", 0);
+  const int64_t sample_every = o.integer("sample_every", 10);
+
+  std::string out = output_path(L, o.string("out", "train"));
+  fs::create_directories(out);
+  std::ofstream metrics_file(out + "/metrics.jsonl"), samples_file(out + "/samples.jsonl");
+  GrpoTrainer trainer(model, tok, std::move(rules), c);
+  // Deterministic pass over the data, reshuffled each epoch with the run seed.
+  std::vector<int64_t> order(prompts.size());
+  std::iota(order.begin(), order.end(), 0);
+  size_t cursor = order.size();
+  uint64_t epoch = 0;
+  auto next_prompts = [&](int64_t n) {
+    std::vector<PromptExample> batch;
+    while (static_cast<int64_t>(batch.size()) < n) {
+      if (cursor == order.size()) {
+        std::mt19937_64 rng(c.seed * 1000003 + epoch++);
+        std::shuffle(order.begin(), order.end(), rng);
+        cursor = 0;
+      }
+      batch.push_back(prompts[order[cursor++]]);
+    }
+    return batch;
+  };
+  Progress progress{"train", steps};
+  StepMetrics last;
+  for (int64_t step = 0; step < steps; ++step) {
+    StepResult r = trainer.step(next_prompts(per_step), next_prompts);
+    json line(r.metrics);
+    metrics_file << line.dump() << "\n" << std::flush;
+    if (sample_every > 0 && step % sample_every == 0)
+      for (const ScoredSample& s : r.samples)
+        samples_file << json{{"step", step}, {"prompt", s.prompt}, {"completion", s.completion}, {"reward", s.reward},
+                             {"advantage", s.advantage}, {"finish_reason", s.finish_reason}}
+                            .dump()
+                     << "\n";
+    auto get = [&](const char* k) { return r.metrics.count(k) ? r.metrics.at(k) : 0.0; };
+    progress.update(step + 1, fmt::format("reward {:.3f} acc {:.3f} kl {:.4f} len {:.1f} {:.0f} tok/s", get("reward"),
+                                          get("accuracy"), get("kl"), get("completion_length/mean"), get("tokens_per_second/rollout")));
+    last = r.metrics;
+  }
+  save_model(trainer.policy(), tok, out);
+  fmt::print(stderr, "[train] {} steps, final reward {:.3f} -> {}\n", steps, last["reward"], out);
+  lua_pushstring(L, out.c_str());
+  return 1;
+}
+
+int stage_eval(lua_State* L) {
+  StageOptions o(L, "eval", {"model", "data", "prompt", "rules", "n", "k", "temperature", "max_new_tokens", "stop", "seed"});
+  std::string model_dir = o.required_string("model");
+  Tokenizer tok = Tokenizer::from_file(model_dir);
+  CausalLM model = load_checkpoint(model_dir);
+  std::vector<PromptExample> prompts = stage_prompts(o, tok);
+  rewards::RuleSet rules = rewards::RuleSet::from_file(o.required_string("rules"));
+  EvalConfig c;
+  c.samples_per_prompt = o.integer("n", 8);
+  c.pass_k = {1, c.samples_per_prompt};
+  if (o.has("k")) c.pass_k = {1, o.integer("k", 8)};
+  c.sampling.temperature = o.number("temperature", 1.0);
+  c.stop.max_new_tokens = o.integer("max_new_tokens", 256);
+  if (tok.eos_id() >= 0) c.stop.stop_ids.push_back(tok.eos_id());
+  if (o.has("stop")) c.stop.stop_strings.push_back(o.string("stop", ""));
+  c.seed = static_cast<uint64_t>(o.integer("seed", 12345));
+  std::map<std::string, double> m = evaluate(model, tok, rules, prompts, c);
+  std::string line;
+  for (const auto& [k, v] : m) line += fmt::format(" {}={:.3f}", k, v);
+  fmt::print(stderr, "[eval] {} ({} prompts x {}):{}\n", model_dir, prompts.size(), c.samples_per_prompt, line);
+  lua_createtable(L, 0, static_cast<int>(m.size()));
+  for (const auto& [k, v] : m) {
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, k.c_str());
+  }
+  return 1;
+}
+
+int lua_read_jsonl(lua_State* L) {
+  push_json(L, json(read_jsonl(luaL_checkstring(L, 1))));
+  return 1;
+}
+
+int lua_write_jsonl(lua_State* L) {
+  std::string path = output_path(L, luaL_checkstring(L, 1));
+  json records = lua_to_json(L, 2);
+  if (!records.is_array()) luaL_error(L, "grpo.write_jsonl: expected a list of records");
+  fs::path parent = fs::path(path).parent_path();
+  if (!parent.empty()) fs::create_directories(parent);
+  std::ofstream out(path);
+  for (const json& r : records) out << r.dump() << "\n";
+  if (!out) luaL_error(L, "grpo.write_jsonl: cannot write %s", path.c_str());
+  lua_pushstring(L, path.c_str());
+  return 1;
+}
+
+// C++ exceptions must not unwind through Lua's C frames: each stage runs inside this guard, which
+// turns them into Lua errors (with the script's file:line attached by luaL_error's caller info).
+template <lua_CFunction F>
+int guarded(lua_State* L) {
+  std::string message;
+  try {
+    return F(L);
+  } catch (const std::exception& e) {
+    message = e.what();
+  }
+  return luaL_error(L, "%s", message.c_str());
+}
+
+}  // namespace
+
+void run_experiment(const ExperimentOptions& options) {
+  ExperimentState state{options, {}};
+  fs::create_directories(options.run_directory);
+  lua_State* L = luaL_newstate();
+  if (!L) throw std::runtime_error("cannot create a Lua state");
+  *static_cast<ExperimentState**>(lua_getextraspace(L)) = &state;
+  luaL_openlibs(L);
+  static const luaL_Reg functions[] = {{"init", guarded<stage_init>},
+                                       {"pretrain", guarded<stage_pretrain>},
+                                       {"train", guarded<stage_train>},
+                                       {"eval", guarded<stage_eval>},
+                                       {"read_jsonl", guarded<lua_read_jsonl>},
+                                       {"write_jsonl", guarded<lua_write_jsonl>},
+                                       {nullptr, nullptr}};
+  luaL_newlib(L, functions);
+  lua_pushstring(L, options.run_directory.c_str());
+  lua_setfield(L, -2, "run_dir");
+  lua_setglobal(L, "grpo");
+  // The script's own folder is on the module path, so examples can `require` their task module.
+  fs::path folder = fs::absolute(options.script).parent_path();
+  lua_getglobal(L, "grpo");
+  lua_pushstring(L, folder.string().c_str());
+  lua_setfield(L, -2, "script_dir");
+  lua_pop(L, 1);
+  std::string path_setup = fmt::format("package.path = '{}/?.lua;' .. package.path", folder.string());
+  luaL_dostring(L, path_setup.c_str());
+
+  std::string error;
+  if (luaL_loadfile(L, options.script.c_str()) != LUA_OK || lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    error = lua_tostring(L, -1) ? lua_tostring(L, -1) : "unknown error";
+  }
+  lua_close(L);
+  if (!error.empty()) throw std::runtime_error(error);
+  for (const auto& [key, value] : options.overrides)
+    if (!state.used_overrides.count(key))
+      fmt::print(stderr, "warning: --set {}={} was never used (no stage read that option)\n", key, value);
+}
+
+}  // namespace grpo

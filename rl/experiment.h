@@ -1,0 +1,28 @@
+#pragma once
+// Experiments as Lua scripts: `grpo run x.lua` executes a trusted script (full Lua, unlike reward rules)
+// with a `grpo` table of stages. Each stage takes one table of options, validated up front (an unknown
+// key is an error naming it and the closest known key), and returns what later stages take:
+//
+//   local base = grpo.init{config = "model.json", tokenizer = {chars = "0123456789+=<>/"}, out = "base"}
+//   base = grpo.pretrain{model = base, data = corpus, steps = 300}
+//   local rl = grpo.train{model = base, data = train, prompt = "{question}", rules = "rules.lua", steps = 50}
+//   local m = grpo.eval{model = rl, data = test, prompt = "{question}", rules = "rules.lua", n = 8}
+//   print(m["pass@1"])
+//
+// Models are checkpoint directories (strings), so every stage's result is on disk, loadable by any
+// later stage, by `grpo sample`, or by transformers. docs/experiments.md lists every option.
+#include <map>
+#include <string>
+
+namespace grpo {
+
+struct ExperimentOptions {
+  std::string script;
+  std::string run_directory;                    // stage outputs are relative to it
+  std::map<std::string, std::string> overrides; // "stage.key" -> value, from --set
+};
+
+// Runs the script. Throws std::runtime_error with the Lua error (file:line) when the script fails.
+void run_experiment(const ExperimentOptions& options);
+
+}  // namespace grpo

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# grpo run end to end: every stage of a tiny experiment, the run directory it leaves, option errors.
+set -euo pipefail
+grpo=$1
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+cat > "$dir/rules.lua" <<'LUA'
+return { { name = "accuracy", rule = function(s) return s.completion:sub(1, 1) == s.answer and 1 or 0 end } }
+LUA
+cat > "$dir/exp.lua" <<'LUA'
+local data = {}
+for i = 1, 20 do data[#data + 1] = { question = tostring(i % 3), answer = "a" } end
+local corpus = {}
+for i = 1, 200 do corpus[#corpus + 1] = { text = "q" .. (i % 3) .. ":" .. (i % 2 == 0 and "a" or "b") } end
+local m = grpo.init { config = { model_type = "qwen2", hidden_size = 32, intermediate_size = 64, num_hidden_layers = 2,
+                                 num_attention_heads = 4, num_key_value_heads = 2 },
+                      tokenizer = { chars = "abq012:" }, out = "init" }
+m = grpo.pretrain { model = m, data = corpus, steps = 5, batch_size = 4, seq_len = 16 }
+local t = grpo.train { model = m, data = data, prompt = "q{question}:", rules = grpo.script_dir .. "/rules.lua",
+                       steps = 2, prompts_per_step = 2, group_size = 4, max_new_tokens = 3, lr = 1e-3 }
+local e = grpo.eval { model = t, data = data, prompt = "q{question}:", rules = grpo.script_dir .. "/rules.lua", n = 4,
+                      max_new_tokens = 3 }
+assert(e["pass@1"] >= 0 and e["pass@1"] <= 1 and e["pass@4"] >= e["pass@1"], "pass@k out of range")
+grpo.write_jsonl("result.jsonl", { e })
+LUA
+"$grpo" run "$dir/exp.lua" --out "$dir/run" --set train.steps=3 2> "$dir/log" || { cat "$dir/log"; fail "run failed"; }
+for f in init/config.json init/tokenizer.json pretrain/model.safetensors train/model.safetensors train/metrics.jsonl \
+         train/samples.jsonl result.jsonl; do
+  [ -f "$dir/run/$f" ] || fail "missing $f in the run directory"
+done
+# --set train.steps=3 overrides the script's 2.
+[ "$(wc -l < "$dir/run/train/metrics.jsonl")" -eq 3 ] || fail "expected 3 metric lines, got $(wc -l < "$dir/run/train/metrics.jsonl")"
+grep -q '"reward"' "$dir/run/train/metrics.jsonl" || fail "no reward metric"
+grep -q '"pass@1"' "$dir/run/result.jsonl" || fail "no pass@1 in the eval result"
+
+# An unknown option names itself and the closest known one, with the script's line.
+cat > "$dir/bad.lua" <<'LUA'
+grpo.init { config = {}, tokenizer = { chars = "ab" }, sed = 1 }
+LUA
+if "$grpo" run "$dir/bad.lua" --out "$dir/bad" 2> "$dir/err"; then fail "unknown option accepted"; fi
+grep -q 'unknown option "sed" (did you mean "seed"?)' "$dir/err" || fail "unclear error: $(cat "$dir/err")"
+grep -q 'bad.lua:1' "$dir/err" || fail "error does not name the script line: $(cat "$dir/err")"
+echo ok
