@@ -4,33 +4,29 @@
 
 namespace grpo {
 
-SequenceBatch SequenceBatch::select(const std::vector<int64_t>& index) const {
-  torch::Tensor rows = torch::tensor(index, torch::kLong).to(input_ids.device());
-  auto pick = [&](const torch::Tensor& t) { return t.defined() ? t.index_select(0, rows) : t; };
-  SequenceBatch out = *this;
-  out.input_ids = pick(input_ids);
-  out.attention_mask = pick(attention_mask);
-  out.targets = pick(targets);
-  out.completion_mask = pick(completion_mask);
-  out.rollout_logprobs = pick(rollout_logprobs);
-  out.advantages = pick(advantages);
-  out.ref_logprobs = pick(ref_logprobs);
-  for (torch::Tensor& e : out.replay.experts) e = pick(e);
+namespace {
+
+// Applies `f` to every tensor field (undefined ones stay undefined).
+template <typename F>
+SequenceBatch map_tensors(const SequenceBatch& batch, F f) {
+  auto apply = [&](const torch::Tensor& t) { return t.defined() ? f(t) : t; };
+  SequenceBatch out = batch;
+  for (torch::Tensor* t : {&out.input_ids, &out.attention_mask, &out.targets, &out.completion_mask, &out.rollout_logprobs,
+                           &out.advantages, &out.ref_logprobs})
+    *t = apply(*t);
+  for (torch::Tensor& e : out.replay.experts) e = apply(e);
   return out;
 }
 
+}  // namespace
+
+SequenceBatch SequenceBatch::select(const std::vector<int64_t>& index) const {
+  torch::Tensor rows = torch::tensor(index, torch::kLong).to(input_ids.device());
+  return map_tensors(*this, [&](const torch::Tensor& t) { return t.index_select(0, rows); });
+}
+
 SequenceBatch SequenceBatch::to(torch::Device device) const {
-  auto move = [&](const torch::Tensor& t) { return t.defined() ? t.to(device) : t; };
-  SequenceBatch out = *this;
-  out.input_ids = move(input_ids);
-  out.attention_mask = move(attention_mask);
-  out.targets = move(targets);
-  out.completion_mask = move(completion_mask);
-  out.rollout_logprobs = move(rollout_logprobs);
-  out.advantages = move(advantages);
-  out.ref_logprobs = move(ref_logprobs);
-  for (torch::Tensor& e : out.replay.experts) e = move(e);
-  return out;
+  return map_tensors(*this, [&](const torch::Tensor& t) { return t.to(device); });
 }
 
 SequenceBatch build_sequence_batch(const std::vector<const Completion*>& completions, const std::vector<double>& advantages,
