@@ -64,7 +64,10 @@ awk '$1 == "accuracy" && $2 == "1" && $3 == "0.6429" && $6 == "0" { ok = 1 } END
 
 # A record without an answer: the accuracy rule fails for it alone, with its message; the file is scored.
 printf '%s\n' '{"completion":"1+1=2</t><a>2</a>"}' '{"answer":"2","completion":"1+1=2</t><a>2</a>"}' > "$dir/missing.jsonl"
-"$grpo" rewards --rules "$rules" --in "$dir/missing.jsonl" > "$dir/summary.txt" || fail "grpo rewards stopped on a rule failure"
+# The summary shows the first 100 characters of the message, which start with the rules file's path:
+# score with a copy at a short path so the message's end is visible wherever the checkout lives.
+cp "$rules" "$dir/rules.lua"
+"$grpo" rewards --rules "$dir/rules.lua" --in "$dir/missing.jsonl" > "$dir/summary.txt" || fail "grpo rewards stopped on a rule failure"
 awk '$1 == "accuracy" && $3 == "0.5000" && $6 == "1" { ok = 1 } END { exit !ok }' "$dir/summary.txt" ||
   fail "missing answer not counted as one failure: $(cat "$dir/summary.txt")"
 grep -q "the sample has no 'answer' field" "$dir/summary.txt" || fail "failure message: $(cat "$dir/summary.txt")"
