@@ -126,3 +126,26 @@ TEST_CASE("dynamic sampling refills zero-variance groups from the prompt source"
   CHECK(r.metrics.at("groups/sampled") == 4 + asked);
   CHECK(r.metrics.at("frac_reward_zero_std") > 0);
 }
+
+TEST_CASE("GRPO learns a prompt-dependent task: answer with the prompt's last character") {
+  // A rule that depends on the prompt catches any mix-up between prompts, completions and rewards,
+  // which a prompt-independent task cannot.
+  Fixture f;
+  const char* copy_last = R"(
+return { { name = "accuracy", rule = function(s)
+  return s.completion:sub(1, 1) == s.prompt:sub(-1) and 1 or 0 end } })";
+  std::vector<PromptExample> prompts;
+  for (const char* p : {"ab", "bc", "cd", "de", "ef", "fg", "gh", "ha"}) prompts.push_back({p, f.tok.encode(p), nlohmann::json::object()});
+  GrpoConfig config = f.config();
+  GrpoTrainer trainer(f.model(test::kTinyDeepSeekV3, 6), f.tok, rewards::RuleSet::from_source(copy_last, "copy.lua"), config);
+  double first = 0, last = 0;
+  const int steps = 60;
+  for (int s = 0; s < steps; ++s) {
+    double reward = trainer.step(prompts).metrics.at("reward");
+    if (s == 0) first = reward;
+    if (s >= steps - 3) last += reward / 3;
+  }
+  MESSAGE("mean reward: first step " << first << ", last three steps " << last);
+  CHECK(first < 0.3);
+  CHECK(last > 0.8);
+}
