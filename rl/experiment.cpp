@@ -21,6 +21,7 @@
 #include "rewards/rule_set.h"
 #include "rl/evaluation.h"
 #include "rl/grpo_trainer.h"
+#include "rl/jsonl.h"
 #include "rl/pretrain.h"
 
 namespace grpo {
@@ -231,23 +232,6 @@ std::string output_path(lua_State* L, const std::string& relative) {
 // ---------------------------------------------------------------------------------------------
 // Data: records from a JSONL file or a Lua list; prompts from a template or a function
 // ---------------------------------------------------------------------------------------------
-
-std::vector<json> read_jsonl(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(fmt::format("{}: cannot open", path));
-  std::vector<json> out;
-  std::string line;
-  for (int64_t number = 1; std::getline(in, line); ++number) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    try {
-      out.push_back(json::parse(line));
-    } catch (const json::parse_error& e) {
-      throw std::runtime_error(fmt::format("{}:{}: not valid JSON: {}", path, number, e.what()));
-    }
-    if (!out.back().is_object()) throw std::runtime_error(fmt::format("{}:{}: expected a JSON object", path, number));
-  }
-  return out;
-}
 
 std::vector<json> stage_records(StageOptions& o, const char* key) {
   lua_State* L = o.lua();

@@ -19,13 +19,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-uint64_t mix(uint64_t a, uint64_t b) {
-  uint64_t x = a ^ (b + 0x9E3779B97F4A7C15ull + (a << 6) + (a >> 2));
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 struct ScoredGroup {
   const PromptExample* example = nullptr;
   std::vector<Completion> completions;
@@ -84,7 +77,7 @@ StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const Pr
     auto t = Clock::now();
     std::vector<PromptRequest> requests;
     for (const PromptExample* p : todo)
-      requests.push_back({p->prompt_ids, config_.group_size, mix(mix(config_.seed, static_cast<uint64_t>(step_)), prompt_counter++)});
+      requests.push_back({p->prompt_ids, config_.group_size, mix_seeds(mix_seeds(config_.seed, static_cast<uint64_t>(step_)), prompt_counter++)});
     std::vector<Completion> completions = engine.generate(requests);
     rollout_seconds += seconds_since(t);
     generated_tokens += engine.stats().generated_tokens;
@@ -249,7 +242,7 @@ double GrpoTrainer::policy_update(const std::vector<const Completion*>& completi
   std::vector<int64_t> order(n);
   std::iota(order.begin(), order.end(), 0);
   for (int64_t epoch = 0; epoch < config_.epochs; ++epoch) {
-    std::mt19937_64 rng(mix(mix(config_.seed, static_cast<uint64_t>(step_)), 1000 + epoch));
+    std::mt19937_64 rng(mix_seeds(mix_seeds(config_.seed, static_cast<uint64_t>(step_)), 1000 + epoch));
     std::shuffle(order.begin(), order.end(), rng);
     for (int64_t mb = 0; mb < config_.minibatches; ++mb) {
       const int64_t begin = n * mb / config_.minibatches, end = n * (mb + 1) / config_.minibatches;

@@ -13,8 +13,10 @@ uint64_t splitmix64(uint64_t x) {
 
 }  // namespace
 
+uint64_t mix_seeds(uint64_t a, uint64_t b) { return splitmix64(splitmix64(a) ^ b); }
+
 uint64_t sample_seed(uint64_t prompt_seed, int64_t sample_index) {
-  return splitmix64(splitmix64(prompt_seed) ^ static_cast<uint64_t>(sample_index));
+  return mix_seeds(prompt_seed, static_cast<uint64_t>(sample_index));
 }
 
 double sampling_uniform(uint64_t seed, int64_t token_index) {

@@ -31,6 +31,8 @@ torch::Tensor sampled_token_logprobs(const torch::Tensor& logits, const torch::T
 // Returns int64 [R]. Greedy takes the arg-max (lowest id on ties).
 torch::Tensor sample_tokens(const torch::Tensor& logits, const std::vector<double>& uniforms, const SamplingParams& params);
 
+// Combines two seeds into one (SplitMix64-based): derived seeds for steps, prompts, epochs.
+uint64_t mix_seeds(uint64_t a, uint64_t b);
 // Seed of sample `sample_index` of a prompt whose generation seed is `prompt_seed`.
 uint64_t sample_seed(uint64_t prompt_seed, int64_t sample_index);
 // The uniform number in [0, 1) that decides token `token_index` of a sample (SplitMix64 of both).

@@ -12,6 +12,7 @@
 #include "policy/device.h"
 #include "policy/tokenizer/tokenizer.h"
 #include "rl/cli/commands.h"
+#include "rl/jsonl.h"
 #include "rollout/rollout_engine.h"
 
 namespace grpo::cli {
@@ -28,20 +29,12 @@ struct SampleOptions {
 // Prompts from --prompt or from a JSONL file of {"prompt": "..."} lines; errors name file and line.
 std::vector<std::string> read_prompts(const SampleOptions& o) {
   if (!o.prompt.empty()) return {o.prompt};
-  std::ifstream in(o.in);
-  if (!in) throw std::runtime_error(fmt::format("{}: cannot open", o.in));
   std::vector<std::string> prompts;
-  std::string line;
-  for (int64_t number = 1; std::getline(in, line); ++number) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json record;
-    try {
-      record = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw std::runtime_error(fmt::format("{}:{}: not valid JSON: {}", o.in, number, e.what()));
-    }
-    if (!record.is_object() || !record.contains("prompt") || !record["prompt"].is_string())
-      throw std::runtime_error(fmt::format("{}:{}: expected an object with a string \"prompt\"", o.in, number));
+  int64_t index = 0;
+  for (const nlohmann::json& record : read_jsonl(o.in)) {
+    ++index;
+    if (!record.contains("prompt") || !record["prompt"].is_string())
+      throw std::runtime_error(fmt::format("{}: record {} has no string \"prompt\"", o.in, index));
     prompts.push_back(record["prompt"].get<std::string>());
   }
   return prompts;
