@@ -235,7 +235,6 @@ double GrpoTrainer::policy_update(const std::vector<const Completion*>& completi
 
   policy_->train();
   const int64_t n = all.rows();
-  const bool want_entropy = true;  // reported as a metric; in the loss only with entropy_coef > 0
   LossStats stats;
   double drift_sum = 0, drift_tokens = 0, grad_norm_sum = 0, skipped = 0, trained_tokens = 0;
   int64_t updates = 0;
@@ -261,9 +260,9 @@ double GrpoTrainer::policy_update(const std::vector<const Completion*>& completi
         in.attention_mask = micro.attention_mask;
         if (replay) in.routing = &micro.replay;
         ModelOutputs out = policy_->forward_hidden(in);
-        torch::Tensor entropy;
+        torch::Tensor entropy;  // a metric always; in the loss only with entropy_coef > 0
         torch::Tensor logp = logprobs_from_hidden(policy_, out.hidden.narrow(1, micro.first_position, width), micro.targets, lp,
-                                                  want_entropy ? &entropy : nullptr);
+                                                  &entropy);
         PolicyLossInputs pin;
         pin.logp = logp;
         pin.old_logp = micro.rollout_logprobs;
