@@ -171,8 +171,7 @@ int64_t ModelConfig::qk_head_dim() const {
 
 int64_t ModelConfig::rope_dim() const { return uses_mla() ? mla.qk_rope_head_dim : head_dim; }
 
-// 0.1·m·ln(s) + 1, YaRN's attention temperature for a context extended s-fold.
-static double yarn_get_mscale(double scale, double mscale) {
+double yarn_get_mscale(double scale, double mscale) {
   return scale <= 1.0 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
 }
 

@@ -123,4 +123,8 @@ void validate_model_config(const ModelConfig& config, const std::string& source)
 
 const char* to_string(ModelFamily family);
 
+// YaRN's attention temperature for a context extended `scale`-fold: 0.1·mscale·ln(scale) + 1 (1 when
+// scale <= 1). Used for the softmax scale (m²) and for the factor on cos/sin.
+double yarn_get_mscale(double scale, double mscale);
+
 }  // namespace grpo

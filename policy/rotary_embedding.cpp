@@ -12,10 +12,6 @@ double yarn_correction_dim(double rotations, int64_t dim, double base, double ma
   return (dim * std::log(max_positions / (rotations * 2 * kPi))) / (2 * std::log(base));
 }
 
-double yarn_get_mscale(double scale, double mscale) {
-  return scale <= 1.0 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
-}
-
 }  // namespace
 
 torch::Tensor rope_inverse_frequencies(const RopeConfig& rope, int64_t dim) {
