@@ -6,6 +6,8 @@
 #include <fmt/core.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cmath>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -47,6 +49,20 @@ double naive_tokens_per_second(CausalLM& model, int64_t batch, int64_t prompt_le
   return batch * new_tokens / seconds_since(t);
 }
 
+// Weight bytes one decode step of `batch` rows must read (float32). Every dense weight is read once;
+// the input embedding is a lookup of `batch` rows (unless tied: then it is the output head, read
+// whole); a routed expert is read when at least one row picks it, which with uniform routing happens
+// with probability 1 - (1 - k/E)^batch.
+double weight_bytes_per_step(const ModelConfig& config, const ParameterCounts& params, int64_t batch) {
+  double values = static_cast<double>(params.total - params.routed_experts);
+  if (!config.tie_word_embeddings) values -= static_cast<double>(params.embedding - batch * config.hidden_size);
+  if (config.has_moe()) {
+    const double picked = static_cast<double>(config.moe.num_experts_per_tok) / config.moe.n_routed_experts;
+    values += params.routed_experts * (1.0 - std::pow(1.0 - picked, static_cast<double>(batch)));
+  }
+  return 4.0 * values;
+}
+
 std::vector<int64_t> parse_list(const std::string& s) {
   std::vector<int64_t> out;
   std::stringstream in(s);
@@ -71,12 +87,13 @@ int main(int argc, char** argv) {
   CausalLM model(config);
   model->eval();
   const ParameterCounts params = count_parameters(config);
-  const double weight_bytes = 4.0 * params.total;  // float32; a decode step reads every weight once
   const double bandwidth = copy_bandwidth();
-  fmt::print("model {} ({}): {:.1f}M parameters, {:.1f} MB of f32 weights; copy bandwidth {:.1f} GB/s; {} threads\n",
-             argv[1], config.model_type, params.total / 1e6, weight_bytes / 1e6, bandwidth / 1e9, torch::get_num_threads());
-  fmt::print("{:>6} {:>11} {:>12} {:>14} {:>10} {:>16} {:>10}\n", "batch", "new tokens", "engine tok/s", "naive tok/s",
-             "speedup", "bound tok/s", "of bound");
+  fmt::print("model {} ({}): {:.1f}M parameters, {:.1f} MB of f32 weights, KV cache {} bytes per position; "
+             "copy bandwidth {:.1f} GB/s; {} threads\n",
+             argv[1], config.model_type, params.total / 1e6, 4.0 * params.total / 1e6, 4 * kv_cache_values_per_token(config),
+             bandwidth / 1e9, torch::get_num_threads());
+  fmt::print("{:>6} {:>11} {:>12} {:>9} {:>14} {:>10} {:>13} {:>16} {:>10}\n", "batch", "new tokens", "engine tok/s",
+             "ms/step", "naive tok/s", "speedup", "MB read/step", "bound tok/s", "of bound");
 
   for (int64_t batch : batches) {
     RolloutOptions o;
@@ -94,17 +111,20 @@ int main(int argc, char** argv) {
     engine.generate(requests);
     const double seconds = seconds_since(t);
     const double engine_tps = batch * new_tokens / seconds;
-    // Bound: per step, all weights plus the average cache (prompt + half the new tokens) for every row.
+    // Bound: per step, the weights it needs plus the average cache (prompt + half the new tokens) of
+    // every row, read once at the measured copy bandwidth.
     const double cache_bytes = 4.0 * kv_cache_values_per_token(config) * batch * (prompt_len + new_tokens / 2.0);
-    const double bound_tps = batch * bandwidth / (weight_bytes + cache_bytes);
+    const double step_bytes = weight_bytes_per_step(config, params, batch) + cache_bytes;
+    const double bound_tps = batch * bandwidth / step_bytes;
     std::string naive = "-", speedup = "-";
     if (batch <= naive_max_batch) {
       double naive_tps = naive_tokens_per_second(model, batch, prompt_len, new_tokens);
       naive = fmt::format("{:.0f}", naive_tps);
       speedup = fmt::format("{:.1f}x", engine_tps / naive_tps);
     }
-    fmt::print("{:>6} {:>11} {:>12.0f} {:>14} {:>10} {:>16.0f} {:>9.0f}%\n", batch, new_tokens, engine_tps, naive, speedup,
-               bound_tps, 100.0 * engine_tps / bound_tps);
+    fmt::print("{:>6} {:>11} {:>12.0f} {:>9.2f} {:>14} {:>10} {:>13.1f} {:>16.0f} {:>9.0f}%\n", batch, new_tokens, engine_tps,
+               1e3 * seconds / new_tokens, naive, speedup, step_bytes / 1e6, bound_tps, 100.0 * engine_tps / bound_tps);
+    std::fflush(stdout);
   }
   return 0;
 }

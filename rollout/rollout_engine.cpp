@@ -86,6 +86,22 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<PromptRequest>
         throw std::invalid_argument(fmt::format("rollout: request {} has token id {} outside the vocabulary [0, {})", i, id, config.vocab_size));
     first_output[i + 1] = first_output[i] + r.num_samples;
   }
+  const int64_t max_new = options_.stop.max_new_tokens;
+  const CacheBudget budget{options_.memory_budget_bytes,
+                           cache_bytes_per_token(config, model_->model->embed_tokens->weight.element_size())};
+  if (budget.budget_bytes > 0) {
+    for (size_t i = 0; i < requests.size(); ++i) {
+      const int64_t g = requests[i].num_samples, prompt = static_cast<int64_t>(requests[i].prompt_ids.size());
+      const int64_t length = prompt + max_new;
+      if (!budget.fits(g, length))
+        throw MemoryBudgetExceeded(fmt::format(
+            "rollout: request {} needs {} rows x {} positions (prompt {} + max_new_tokens {}) of KV cache at {} bytes per "
+            "position = {}, over the memory budget of {}, which holds {} positions: at most {} rows of {} positions, or {} "
+            "rows of {} positions",
+            i, g, length, prompt, max_new, budget.bytes_per_token, format_bytes(g * length * budget.bytes_per_token),
+            format_bytes(budget.budget_bytes), budget.positions(), budget.max_rows(length), length, g, budget.max_length(g)));
+    }
+  }
   std::vector<Completion> out(static_cast<size_t>(first_output.back()));
   stats_.prompts = static_cast<int64_t>(requests.size());
   stats_.completions = first_output.back();
@@ -165,18 +181,24 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<PromptRequest>
   auto admit = [&] {
     std::vector<int64_t> admitted;
     int64_t rows = static_cast<int64_t>(batch.rows.size());
+    const int64_t current = batch.cache ? batch.cache->length() : 0;
+    const int64_t capacity = batch.cache ? batch.cache->capacity() : 0;
+    int64_t longest = 0;
     while (!waiting.empty()) {
-      int64_t g = requests[waiting.front()].num_samples;
+      const int64_t g = requests[waiting.front()].num_samples;
+      const int64_t with = std::max<int64_t>(longest, static_cast<int64_t>(requests[waiting.front()].prompt_ids.size()));
       if (rows > 0 && rows + g > options_.max_batch_rows) break;  // an oversized group still runs alone
+      // Merged, the cache must hold every row to its last token: the longer of the batch and the new
+      // prompts, plus max_new_tokens. A lone group always fits (checked up front).
+      if (budget.budget_bytes > 0 && rows > 0 && !budget.fits(rows + g, std::max(capacity, std::max(current, with) + max_new))) break;
       admitted.push_back(waiting.front());
       waiting.pop_front();
       rows += g;
+      longest = with;
     }
     if (admitted.empty()) return;
     auto start = Clock::now();
     const int64_t p = static_cast<int64_t>(admitted.size());
-    int64_t longest = 0;
-    for (int64_t i : admitted) longest = std::max<int64_t>(longest, static_cast<int64_t>(requests[i].prompt_ids.size()));
     // Left-padded: every prompt ends in the last column.
     torch::Tensor ids = torch::zeros({p, longest}, torch::kLong);
     torch::Tensor mask = torch::zeros({p, longest}, torch::kBool);
@@ -191,7 +213,8 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<PromptRequest>
       }
       stats_.prompt_tokens += static_cast<int64_t>(prompt.size());
     }
-    KVCache cache = model_->new_cache(p, longest + options_.stop.max_new_tokens);
+    // Capacity for the merged batch, so that no row ever makes the cache grow.
+    KVCache cache = model_->new_cache(p, std::max(current, longest) + max_new);
     RoutingTrace trace;
     ModelInputs in;
     in.input_ids = ids.to(device);

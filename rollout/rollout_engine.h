@@ -20,6 +20,7 @@
 
 #include "policy/causal_lm.h"
 #include "policy/tokenizer/tokenizer.h"
+#include "rollout/memory_budget.h"
 #include "rollout/sampling.h"
 #include "rollout/stop_conditions.h"
 
@@ -54,6 +55,9 @@ struct RolloutOptions {
   StopConditions stop;
   int64_t max_batch_rows = 64;  // samples decoded together
   bool record_experts = false;
+  // Bound on the KV cache's storage in bytes (0 = none): fewer rows are decoded together when more
+  // would not fit (see memory_budget.h). Weights and one step's activations are not counted.
+  int64_t memory_budget_bytes = 0;
 };
 
 struct RolloutStats {
@@ -72,7 +76,8 @@ class RolloutEngine {
   RolloutEngine(CausalLM model, const Tokenizer* tokenizer, RolloutOptions options);
 
   // All completions, ordered by (request, sample). Throws std::invalid_argument for an empty prompt or
-  // a token id outside the vocabulary, naming the request.
+  // a token id outside the vocabulary, naming the request, and MemoryBudgetExceeded, before sampling
+  // anything, when one request's G rows of prompt + max_new_tokens positions exceed the memory budget.
   std::vector<Completion> generate(const std::vector<PromptRequest>& requests);
 
   const RolloutStats& stats() const { return stats_; }
