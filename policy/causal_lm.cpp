@@ -2,6 +2,8 @@
 
 #include <fmt/core.h>
 
+#include "policy/projection.h"
+
 namespace grpo {
 
 TransformerImpl::TransformerImpl(const ModelConfig& c) {
@@ -58,10 +60,15 @@ ModelOutputs CausalLMImpl::forward_hidden(const ModelInputs& in) {
   if (!position_ids.defined())
     position_ids = (attention_mask.to(torch::kLong).cumsum(1) - 1).clamp_min(0).narrow(1, ctx.past, t);
 
-  // Query t sits at absolute position past + t and sees keys 0..past + t that are not padding.
-  auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(device);
-  torch::Tensor causal = torch::arange(s, long_opts).unsqueeze(0) <= (torch::arange(t, long_opts) + ctx.past).unsqueeze(1);
-  ctx.mask = causal.unsqueeze(0).unsqueeze(0) & attention_mask.unsqueeze(1).unsqueeze(2);  // [B, 1, T, S]
+  // Query t sits at absolute position past + t and sees keys 0..past + t that are not padding. A single
+  // new token (a decode step) sees every key, so only padding is masked.
+  if (t == 1) {
+    ctx.mask = attention_mask.unsqueeze(1).unsqueeze(2);  // [B, 1, 1, S]
+  } else {
+    auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(device);
+    torch::Tensor causal = torch::arange(s, long_opts).unsqueeze(0) <= (torch::arange(t, long_opts) + ctx.past).unsqueeze(1);
+    ctx.mask = causal.unsqueeze(0).unsqueeze(0) & attention_mask.unsqueeze(1).unsqueeze(2);  // [B, 1, T, S]
+  }
 
   torch::Tensor h = model->embed_tokens(in.input_ids);  // [B, T, H]
   ctx.rope = rope_.angles(position_ids, h.scalar_type());
@@ -71,8 +78,7 @@ ModelOutputs CausalLMImpl::forward_hidden(const ModelInputs& in) {
 }
 
 torch::Tensor CausalLMImpl::logits(const torch::Tensor& hidden) {
-  if (lm_head) return lm_head(hidden);
-  return torch::matmul(hidden, model->embed_tokens->weight.t());
+  return project(hidden, lm_head ? lm_head->weight : model->embed_tokens->weight);
 }
 
 KVCache CausalLMImpl::new_cache(int64_t batch, int64_t capacity) const {

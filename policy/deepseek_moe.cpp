@@ -39,12 +39,15 @@ torch::Tensor DeepSeekMoeImpl::forward(const torch::Tensor& x, ForwardContext& c
   std::copy_n(count_tensor.data_ptr<int64_t>(), moe_.n_routed_experts, counts.begin());
 
   torch::Tensor out = torch::zeros_like(flat);
+  // Without autograd (rollout, reference) results accumulate in place; with it, out-of-place keeps
+  // every intermediate for the backward pass.
+  const bool in_place = !torch::GradMode::is_enabled();
   int64_t start = 0;
   for (int64_t e = 0; e < moe_.n_routed_experts; ++e) {
     if (counts[e] == 0) continue;
     torch::Tensor tokens = token_of_slot.narrow(0, start, counts[e]);
     torch::Tensor y = expert_modules_[e](flat.index_select(0, tokens)) * weight_of_slot.narrow(0, start, counts[e]).unsqueeze(1);
-    out = out.index_add(0, tokens, y);
+    out = in_place ? out.index_add_(0, tokens, y) : out.index_add(0, tokens, y);
     start += counts[e];
   }
   if (shared_experts) out = out + shared_experts(flat);

@@ -1,5 +1,7 @@
 #include "policy/gqa_attention.h"
 
+#include "policy/projection.h"
+
 namespace grpo {
 
 GqaAttentionImpl::GqaAttentionImpl(const ModelConfig& c, int64_t layer_index)
@@ -19,21 +21,26 @@ GqaAttentionImpl::GqaAttentionImpl(const ModelConfig& c, int64_t layer_index)
 
 torch::Tensor GqaAttentionImpl::forward(const torch::Tensor& x, ForwardContext& ctx) {
   const int64_t b = x.size(0), t = x.size(1);
-  torch::Tensor q = q_proj(x).view({b, t, heads_, head_dim_});     // [B, T, H, D]
-  torch::Tensor k = k_proj(x).view({b, t, kv_heads_, head_dim_});  // [B, T, Hkv, D]
-  torch::Tensor v = v_proj(x).view({b, t, kv_heads_, head_dim_});  // [B, T, Hkv, D]
+  torch::Tensor q = project(q_proj, x).view({b, t, heads_, head_dim_});     // [B, T, H, D]
+  torch::Tensor k = project(k_proj, x).view({b, t, kv_heads_, head_dim_});  // [B, T, Hkv, D]
+  torch::Tensor v = project(v_proj, x).view({b, t, kv_heads_, head_dim_});  // [B, T, Hkv, D]
   q = rope_.apply(q, ctx.rope);
   k = rope_.apply(k, ctx.rope);
-  if (ctx.cache) std::tie(k, v) = ctx.cache->append(layer_index_, k, v);  // [B, S, Hkv, D]
+  if (ctx.cache) {
+    std::tie(k, v) = ctx.cache->append(layer_index_, k, v);  // [B, Hkv, S, D], head-major
+  } else {
+    k = k.permute({0, 2, 1, 3});  // [B, Hkv, T, D]
+    v = v.permute({0, 2, 1, 3});
+  }
   const int64_t group = heads_ / kv_heads_;
 
   // Query heads of one group attend the same key head: [B, Hkv, group, T, D] against [B, Hkv, 1, S, D].
   torch::Tensor qg = q.view({b, t, kv_heads_, group, head_dim_}).permute({0, 2, 3, 1, 4});
-  torch::Tensor kg = k.permute({0, 2, 1, 3}).unsqueeze(2);
-  torch::Tensor vg = v.permute({0, 2, 1, 3}).unsqueeze(2);
+  torch::Tensor kg = k.unsqueeze(2);
+  torch::Tensor vg = v.unsqueeze(2);
   torch::Tensor out = masked_attention(qg, kg, vg, ctx.mask.unsqueeze(1), scale_);  // [B, Hkv, group, T, D]
   out = out.permute({0, 3, 1, 2, 4}).reshape({b, t, heads_ * head_dim_});
-  return o_proj(out);
+  return project(o_proj, out);
 }
 
 }  // namespace grpo

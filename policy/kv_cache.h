@@ -6,7 +6,8 @@
 //
 // Storage is preallocated for `capacity` positions and grows geometrically when exceeded. All rows
 // share one length; rows of different prompt lengths are left-padded and masked by the caller's
-// attention_mask, as in transformers.
+// attention_mask, as in transformers. GQA entries are stored head-major, [B, n_kv, capacity, head_dim],
+// so that each head's keys are one strided matrix that attention reads in place.
 #include <torch/torch.h>
 
 #include <vector>
@@ -25,8 +26,9 @@ class KVCache {
   bool is_latent() const { return latent_; }
 
   // Writes the T new entries of `layer` at positions [length, length + T) and returns all cached
-  // entries [B, length + T, ...]. GQA: first/second = keys/values [B, T, n_kv, head_dim];
-  // MLA: first/second = latent [B, T, kv_lora_rank] / rope key [B, T, qk_rope_head_dim].
+  // entries (views, S = length + T). GQA: first/second = keys/values given as [B, T, n_kv, head_dim],
+  // returned as [B, n_kv, S, head_dim]; MLA: first/second = latent [B, T, kv_lora_rank] / rope key
+  // [B, T, qk_rope_head_dim], returned as [B, S, ...].
   std::pair<torch::Tensor, torch::Tensor> append(int64_t layer, const torch::Tensor& first, const torch::Tensor& second);
   // Commits the positions appended by every layer in this forward.
   void advance(int64_t new_tokens);
@@ -55,6 +57,7 @@ class KVCache {
   int64_t capacity_;
   int64_t length_ = 0;
   bool latent_;
+  int64_t position_dim_;  // the storage dimension that indexes positions: 1 (MLA) or 2 (GQA)
   std::vector<torch::Tensor> first_;   // per layer [B, capacity, ...]
   std::vector<torch::Tensor> second_;  // per layer [B, capacity, ...]
 };

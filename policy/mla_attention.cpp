@@ -1,5 +1,7 @@
 #include "policy/mla_attention.h"
 
+#include "policy/projection.h"
+
 namespace grpo {
 
 MlaAttentionImpl::MlaAttentionImpl(const ModelConfig& c, int64_t layer_index)
@@ -30,7 +32,7 @@ MlaAttentionImpl::MlaAttentionImpl(const ModelConfig& c, int64_t layer_index)
 
 torch::Tensor MlaAttentionImpl::queries(const torch::Tensor& x, const ForwardContext& ctx) {
   const int64_t b = x.size(0), t = x.size(1);
-  torch::Tensor q = q_proj ? q_proj(x) : q_b_proj(q_a_layernorm(q_a_proj(x)));
+  torch::Tensor q = q_proj ? project(q_proj, x) : project(q_b_proj, q_a_layernorm(project(q_a_proj, x)));
   q = q.view({b, t, heads_, nope_dim_ + rope_dim_});
   torch::Tensor q_nope = q.narrow(-1, 0, nope_dim_);
   torch::Tensor q_pe = rope_.apply(q.narrow(-1, nope_dim_, rope_dim_), ctx.rope);
@@ -40,7 +42,7 @@ torch::Tensor MlaAttentionImpl::queries(const torch::Tensor& x, const ForwardCon
 torch::Tensor MlaAttentionImpl::forward(const torch::Tensor& x, ForwardContext& ctx) {
   const int64_t b = x.size(0), t = x.size(1);
   torch::Tensor q = queries(x, ctx);                      // [B, T, n_h, d_nope + d_r]
-  torch::Tensor kv = kv_a_proj_with_mqa(x);               // [B, T, d_c + d_r]
+  torch::Tensor kv = project(kv_a_proj_with_mqa, x);              // [B, T, d_c + d_r]
   torch::Tensor latent = kv_a_layernorm(kv.narrow(-1, 0, kv_rank_));  // [B, T, d_c]
   torch::Tensor k_pe = kv.narrow(-1, kv_rank_, rope_dim_).unsqueeze(2);  // [B, T, 1, d_r]
   k_pe = rope_.apply(k_pe, ctx.rope).squeeze(2);          // [B, T, d_r]
@@ -48,7 +50,7 @@ torch::Tensor MlaAttentionImpl::forward(const torch::Tensor& x, ForwardContext& 
   const bool decoding = ctx.cache && ctx.past > 0;
   if (ctx.cache) std::tie(latent, k_pe) = ctx.cache->append(layer_index_, latent, k_pe);  // [B, S, ...]
   torch::Tensor out = decoding ? attend_absorbed(q, latent, k_pe, ctx) : attend_naive(q, latent, k_pe, ctx);
-  return o_proj(out.reshape({b, t, heads_ * v_dim_}));
+  return project(o_proj, out.reshape({b, t, heads_ * v_dim_}));
 }
 
 torch::Tensor MlaAttentionImpl::attend_naive(const torch::Tensor& q, const torch::Tensor& latent,
@@ -74,12 +76,14 @@ torch::Tensor MlaAttentionImpl::attend_absorbed(const torch::Tensor& q, const to
 
   // q_nope · (W_uk c) = (q_nope W_uk) · c: the query moves into latent space.
   torch::Tensor q_latent = torch::einsum("bthd,hdc->bhtc", {q_nope, w_uk});    // [B, n_h, T, d_c]
-  // Scores over [latent ; rope key] in one matmul: [B, n_h, T, d_c + d_r] · [B, 1, S, d_c + d_r].
-  torch::Tensor q_cat = torch::cat({q_latent, q_pe.permute({0, 2, 1, 3})}, -1).unsqueeze(2);
+  // Scores over [latent ; rope key] in one matmul: [B, n_h, T, d_c + d_r] · [B, S, d_c + d_r]. Every
+  // head reads the same latent: the heads form one group of n_h query rows ([B, 1, n_h, T, ...]), so
+  // the cached latent is read once per step, not once per head.
+  torch::Tensor q_cat = torch::cat({q_latent, q_pe.permute({0, 2, 1, 3})}, -1).unsqueeze(1);
   torch::Tensor k_cat = torch::cat({latent, k_pe}, -1).unsqueeze(1).unsqueeze(2);
   torch::Tensor o_latent = masked_attention(q_cat, k_cat, latent.unsqueeze(1).unsqueeze(2), ctx.mask.unsqueeze(1), scale_);
   // Σ p·(W_uv c) = W_uv (Σ p·c): values leave latent space after the weighted sum.
-  return torch::einsum("bhtc,hdc->bthd", {o_latent.squeeze(2), w_uv});  // [B, T, n_h, d_v]
+  return torch::einsum("bhtc,hdc->bthd", {o_latent.squeeze(1), w_uv});  // [B, T, n_h, d_v]
 }
 
 }  // namespace grpo

@@ -2,6 +2,8 @@
 
 #include <limits>
 
+#include "policy/projection.h"
+
 namespace grpo {
 
 MoeRouterImpl::MoeRouterImpl(const ModelConfig& c) : moe_(c.moe) {
@@ -32,7 +34,7 @@ torch::Tensor MoeRouterImpl::select_experts(const torch::Tensor& scores) const {
 
 Routing MoeRouterImpl::forward(const torch::Tensor& x, const torch::Tensor& replay, const torch::Tensor& valid) {
   auto compute = x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
-  torch::Tensor logits = torch::matmul(x.to(compute), weight.to(compute).t());  // [N, E]
+  torch::Tensor logits = project(x.to(compute), weight.to(compute));  // [N, E]
   torch::Tensor scores = moe_.scoring == MoeScoring::Sigmoid ? torch::sigmoid(logits) : torch::softmax(logits, -1);
 
   torch::Tensor experts;

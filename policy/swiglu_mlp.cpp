@@ -1,5 +1,7 @@
 #include "policy/swiglu_mlp.h"
 
+#include "policy/projection.h"
+
 namespace grpo {
 
 SwiGluMlpImpl::SwiGluMlpImpl(int64_t hidden, int64_t intermediate) {
@@ -11,7 +13,7 @@ SwiGluMlpImpl::SwiGluMlpImpl(int64_t hidden, int64_t intermediate) {
 }
 
 torch::Tensor SwiGluMlpImpl::forward(const torch::Tensor& x) {
-  return down_proj(torch::silu(gate_proj(x)) * up_proj(x));
+  return project(down_proj, torch::silu(project(gate_proj, x)) * project(up_proj, x));
 }
 
 }  // namespace grpo

@@ -1,0 +1,27 @@
+#pragma once
+// x · Wᵀ (+ b), as torch::nn::Linear computes it, with one difference that matters for decoding: a
+// single row goes through matrix-vector multiplication. BLAS gemm packs (copies) the whole weight
+// matrix on every call, which for one row roughly triples the memory traffic of an operation that is
+// bound by reading the weights once: a batch-1 decode step is almost nothing else.
+#include <torch/torch.h>
+
+#include <vector>
+
+namespace grpo {
+
+// x: [..., in], weight: [out, in], bias: [out] or undefined. Returns [..., out].
+inline torch::Tensor project(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {}) {
+  const int64_t in = weight.size(1);
+  if (x.numel() != in || x.scalar_type() != weight.scalar_type()) return torch::nn::functional::linear(x, weight, bias);
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = weight.size(0);
+  torch::Tensor y = torch::mv(weight, x.reshape({in}));
+  if (bias.defined()) y = y + bias;
+  return y.view(shape);
+}
+
+inline torch::Tensor project(const torch::nn::Linear& layer, const torch::Tensor& x) {
+  return project(x, layer->weight, layer->bias);
+}
+
+}  // namespace grpo
