@@ -1,11 +1,14 @@
 // Rollout throughput: tokens/s of the KV-cache engine at several batch sizes, against a naive loop that
 // recomputes the whole sequence every step, and against the memory-bandwidth bound (every decode step
-// must read all weights and the cache once) measured with a large copy in the same run.
+// must read the weights it uses and the cache once) measured with a large copy in the same run. Each
+// rate is given per wall-clock second and per CPU second of this process (all threads): on a shared
+// machine the first includes time other processes took, the second does not.
 //
 //   bench_rollout CONFIG.json [NEW_TOKENS=256] [BATCHES=1,8,64] [NAIVE_MAX_BATCH=8]
 #include <fmt/core.h>
 
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cmath>
 #include <sstream>
@@ -21,32 +24,53 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+// Wall-clock and process CPU seconds (all threads). On a shared machine other processes stretch the
+// wall clock but not the CPU time this process used, so both are reported.
+struct Timer {
+  Clock::time_point wall = Clock::now();
+  double cpu = cpu_now();
+  static double cpu_now() {
+    timespec t{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+  }
+  double wall_seconds() const { return std::chrono::duration<double>(Clock::now() - wall).count(); }
+  double cpu_seconds() const { return cpu_now() - cpu; }
+};
+
+struct Rate {
+  double wall = 0, cpu = 0;  // per wall second, per CPU second
+};
 
 // Read + write bytes per second of a 256 MiB copy, best of 5.
-double copy_bandwidth() {
+Rate copy_bandwidth() {
   torch::Tensor a = torch::ones({64 << 20}), b = torch::empty_like(a);
-  double best = 0;
+  Rate best;
   for (int i = 0; i < 5; ++i) {
-    auto t = Clock::now();
+    Timer t;
     b.copy_(a);
-    best = std::max(best, 2.0 * a.numel() * 4 / seconds_since(t));
+    const double bytes = 2.0 * static_cast<double>(a.numel()) * 4;
+    best.wall = std::max(best.wall, bytes / t.wall_seconds());
+    best.cpu = std::max(best.cpu, bytes / t.cpu_seconds());
   }
   return best;
 }
 
-// Greedy generation that re-runs the full sequence for every new token (no cache).
-double naive_tokens_per_second(CausalLM& model, int64_t batch, int64_t prompt_len, int64_t new_tokens) {
+// Greedy generation that re-runs the full sequence for every new token (no cache); only the last
+// position is projected to the vocabulary, as a sensible uncached loop would.
+Rate naive_tokens_per_second(CausalLM& model, int64_t batch, int64_t prompt_len, int64_t new_tokens) {
   torch::NoGradGuard no_grad;
   torch::Tensor ids = torch::randint(3, model->config().vocab_size, {batch, prompt_len}, torch::kLong);
-  auto t = Clock::now();
+  Timer t;
   for (int64_t i = 0; i < new_tokens; ++i) {
     ModelInputs in;
     in.input_ids = ids;
-    torch::Tensor next = model->forward(in).select(1, ids.size(1) - 1).argmax(-1, true);
+    torch::Tensor last = model->forward_hidden(in).hidden.select(1, ids.size(1) - 1);  // [B, H]
+    torch::Tensor next = model->logits(last).argmax(-1, true);
     ids = torch::cat({ids, next}, 1);
   }
-  return batch * new_tokens / seconds_since(t);
+  const double tokens = static_cast<double>(batch * new_tokens);
+  return {tokens / t.wall_seconds(), tokens / t.cpu_seconds()};
 }
 
 // Weight bytes one decode step of `batch` rows must read (float32). Every dense weight is read once;
@@ -87,13 +111,15 @@ int main(int argc, char** argv) {
   CausalLM model(config);
   model->eval();
   const ParameterCounts params = count_parameters(config);
-  const double bandwidth = copy_bandwidth();
+  const Rate bandwidth = copy_bandwidth();
   fmt::print("model {} ({}): {:.1f}M parameters, {:.1f} MB of f32 weights, KV cache {} bytes per position; "
-             "copy bandwidth {:.1f} GB/s; {} threads\n",
+             "copy bandwidth {:.1f} GB/s per wall second, {:.1f} per CPU second; {} threads\n",
              argv[1], config.model_type, params.total / 1e6, 4.0 * params.total / 1e6, 4 * kv_cache_values_per_token(config),
-             bandwidth / 1e9, torch::get_num_threads());
-  fmt::print("{:>6} {:>11} {:>12} {:>9} {:>14} {:>10} {:>13} {:>16} {:>10}\n", "batch", "new tokens", "engine tok/s",
-             "ms/step", "naive tok/s", "speedup", "MB read/step", "bound tok/s", "of bound");
+             bandwidth.wall / 1e9, bandwidth.cpu / 1e9, torch::get_num_threads());
+  fmt::print("{:>5} {:>5} {:>8} {:>17} {:>17} {:>13} {:>8} {:>17} {:>13}\n", "", "", "", "engine tok/s", "naive tok/s",
+             "speedup", "", "bound tok/s", "of bound");
+  fmt::print("{:>5} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>8} {:>8} {:>8} {:>6} {:>6}\n", "batch", "new", "ms/step",
+             "wall", "CPU", "wall", "CPU", "wall", "CPU", "MB/step", "wall", "CPU", "wall", "CPU");
 
   for (int64_t batch : batches) {
     RolloutOptions o;
@@ -107,23 +133,27 @@ int main(int argc, char** argv) {
       for (int64_t t = 0; t < prompt_len; ++t) prompt[t] = static_cast<int32_t>(3 + (i * 7 + t * 13) % (config.vocab_size - 3));
       requests.push_back({prompt, 1, static_cast<uint64_t>(i)});
     }
-    auto t = Clock::now();
+    Timer t;
     engine.generate(requests);
-    const double seconds = seconds_since(t);
-    const double engine_tps = batch * new_tokens / seconds;
+    const double tokens = static_cast<double>(batch * new_tokens), wall = t.wall_seconds();
+    const Rate engine_tps{tokens / wall, tokens / t.cpu_seconds()};
     // Bound: per step, the weights it needs plus the average cache (prompt + half the new tokens) of
     // every row, read once at the measured copy bandwidth.
     const double cache_bytes = 4.0 * kv_cache_values_per_token(config) * batch * (prompt_len + new_tokens / 2.0);
     const double step_bytes = weight_bytes_per_step(config, params, batch) + cache_bytes;
-    const double bound_tps = batch * bandwidth / step_bytes;
-    std::string naive = "-", speedup = "-";
+    const Rate bound{batch * bandwidth.wall / step_bytes, batch * bandwidth.cpu / step_bytes};
+    std::string naive_wall = "-", naive_cpu = "-", speedup_wall = "-", speedup_cpu = "-";
     if (batch <= naive_max_batch) {
-      double naive_tps = naive_tokens_per_second(model, batch, prompt_len, new_tokens);
-      naive = fmt::format("{:.0f}", naive_tps);
-      speedup = fmt::format("{:.1f}x", engine_tps / naive_tps);
+      const Rate naive = naive_tokens_per_second(model, batch, prompt_len, new_tokens);
+      naive_wall = fmt::format("{:.1f}", naive.wall);
+      naive_cpu = fmt::format("{:.1f}", naive.cpu);
+      speedup_wall = fmt::format("{:.1f}x", engine_tps.wall / naive.wall);
+      speedup_cpu = fmt::format("{:.1f}x", engine_tps.cpu / naive.cpu);
     }
-    fmt::print("{:>6} {:>11} {:>12.0f} {:>9.2f} {:>14} {:>10} {:>13.1f} {:>16.0f} {:>9.0f}%\n", batch, new_tokens, engine_tps,
-               1e3 * seconds / new_tokens, naive, speedup, step_bytes / 1e6, bound_tps, 100.0 * engine_tps / bound_tps);
+    fmt::print("{:>5} {:>5} {:>8.1f} {:>8.1f} {:>8.1f} {:>8} {:>8} {:>6} {:>6} {:>8.1f} {:>8.0f} {:>8.0f} {:>5.0f}% {:>5.0f}%\n",
+               batch, new_tokens, 1e3 * wall / new_tokens, engine_tps.wall, engine_tps.cpu, naive_wall, naive_cpu, speedup_wall,
+               speedup_cpu, step_bytes / 1e6, bound.wall, bound.cpu, 100.0 * engine_tps.wall / bound.wall,
+               100.0 * engine_tps.cpu / bound.cpu);
     std::fflush(stdout);
   }
   return 0;

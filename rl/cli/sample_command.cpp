@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -13,13 +14,14 @@
 #include "policy/tokenizer/tokenizer.h"
 #include "rl/cli/commands.h"
 #include "rl/jsonl.h"
+#include "rollout/memory_budget.h"
 #include "rollout/rollout_engine.h"
 
 namespace grpo::cli {
 namespace {
 
 struct SampleOptions {
-  std::string model, tokenizer, prompt, in, out, device = "auto";
+  std::string model, tokenizer, prompt, in, out, device = "auto", memory_budget;
   int64_t n = 8, max_new_tokens = 256, top_k = 0, batch_rows = 64;
   double temperature = 1.0, top_p = 1.0, min_p = 0.0;
   uint64_t seed = 0;
@@ -53,11 +55,24 @@ void run(const SampleOptions& o) {
   ro.stop.stop_strings = o.stop;
   if (tok.eos_id() >= 0) ro.stop.stop_ids.push_back(tok.eos_id());
   ro.max_batch_rows = o.batch_rows;
-  RolloutEngine engine(model, &tok, ro);
-
   std::vector<std::string> prompts = read_prompts(o);
   std::vector<PromptRequest> requests;
-  for (size_t i = 0; i < prompts.size(); ++i) requests.push_back({tok.encode(prompts[i]), o.n, o.seed + i});
+  int64_t longest = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    requests.push_back({tok.encode(prompts[i]), o.n, o.seed + i});
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(requests.back().prompt_ids.size()));
+  }
+  if (!o.memory_budget.empty()) {
+    ro.memory_budget_bytes = parse_byte_size(o.memory_budget);
+    CacheBudget budget{ro.memory_budget_bytes, cache_bytes_per_token(model->config(), model->model->embed_tokens->weight.element_size())};
+    const int64_t length = longest + o.max_new_tokens;
+    fmt::print(stderr,
+               "KV cache: {} bytes per position; the budget of {} holds {} positions: {} rows of {} positions (longest "
+               "prompt {} + max new tokens {}), or {} rows of {} positions\n",
+               budget.bytes_per_token, format_bytes(budget.budget_bytes), budget.positions(), budget.max_rows(length), length,
+               longest, o.max_new_tokens, o.batch_rows, budget.max_length(o.batch_rows));
+  }
+  RolloutEngine engine(model, &tok, ro);
   std::vector<Completion> completions = engine.generate(requests);
 
   std::ofstream file;
@@ -102,6 +117,9 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "Prompt i uses seed + i");
   cmd->add_option("--batch-rows", o->batch_rows, "Samples decoded together");
   cmd->add_option("--device", o->device, "auto, cpu, cuda or cuda:N");
+  cmd->add_option("--memory-budget", o->memory_budget,
+                  "Bound on the KV cache, e.g. 2GiB: prints what fits, decodes fewer rows at once when needed, and refuses a "
+                  "prompt whose samples cannot fit");
   cmd->callback([o] { run(*o); });
 }
 
