@@ -23,6 +23,9 @@
 #include "rl/grpo_trainer.h"
 #include "rl/jsonl.h"
 #include "rl/pretrain.h"
+#include "rl/run_directory.h"
+#include "rl/shuffled_cursor.h"
+#include "rl/train_checkpoint.h"
 
 namespace grpo {
 namespace {
@@ -101,6 +104,58 @@ void push_json(lua_State* L, const json& v) {
   }
 }
 
+uint64_t fnv1a(const std::string& bytes) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+int append_bytes(lua_State*, const void* data, size_t size, void* out) {
+  static_cast<std::string*>(out)->append(static_cast<const char*>(data), size);
+  return 0;
+}
+
+// What a stage record keeps of an option's raw Lua value, to tell on a rerun whether it changed:
+// plain data as JSON, a Lua function by a hash of its bytecode (without debug information, so moving
+// it to another line is no change), and anything long by its size and hash.
+json option_value(lua_State* L, int index, int depth) {
+  index = lua_absindex(L, index);
+  if (depth > 64) luaL_error(L, "table nested too deeply");
+  switch (lua_type(L, index)) {
+    case LUA_TFUNCTION: {
+      if (lua_iscfunction(L, index)) return "<C function>";
+      std::string bytecode;
+      lua_pushvalue(L, index);
+      lua_dump(L, append_bytes, &bytecode, /*strip=*/1);
+      lua_pop(L, 1);
+      return fmt::format("<function {:016x}>", fnv1a(bytecode));
+    }
+    case LUA_TTABLE: {
+      json object = json::object();
+      lua_pushnil(L);
+      while (lua_next(L, index)) {
+        std::string key = lua_type(L, -2) == LUA_TNUMBER ? fmt::format("[{}]", lua_tonumber(L, -2))
+                          : lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2);
+        object[key] = option_value(L, -1, depth + 1);
+        lua_pop(L, 1);
+      }
+      return object;
+    }
+    case LUA_TUSERDATA:
+    case LUA_TLIGHTUSERDATA:
+    case LUA_TTHREAD: return fmt::format("<{}>", luaL_typename(L, index));
+    default: return lua_to_json(L, index, depth);
+  }
+}
+
+json option_fingerprint(lua_State* L, int index) {
+  json value = option_value(L, index, 0);
+  const std::string text = value.dump();
+  constexpr size_t kLongestKeptAsIs = 200;  // longer values (datasets) are kept as size and hash
+  if (text.size() <= kLongestKeptAsIs) return value;
+  return fmt::format("<{} bytes, hash {:016x}>", text.size(), fnv1a(text));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Stage options: validated up front, overridable from the command line
 // ---------------------------------------------------------------------------------------------
@@ -123,6 +178,7 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 struct ExperimentState {
   ExperimentOptions options;
   std::set<std::string> used_overrides;
+  int stage_calls = 0;  // numbers the stage records in the run directory (run_directory.h)
 };
 
 ExperimentState& state_of(lua_State* L) {
@@ -154,40 +210,31 @@ class StageOptions {
 
   bool has(const char* key) { return override_of(key) || field_type(key) != LUA_TNIL; }
 
-  double number(const char* key, double fallback) {
-    if (const std::string* o = override_of(key)) return std::stod(*o);
-    int type = field_type(key);
-    if (type == LUA_TNIL) return fallback;
-    if (type != LUA_TNUMBER) type_error(key, "a number");
-    lua_getfield(L_, 1, key);
-    double v = lua_tonumber(L_, -1);
-    lua_pop(L_, 1);
-    return v;
-  }
+  double number(const char* key, double fallback) { return resolved(key, read_number(key, fallback)); }
   int64_t integer(const char* key, int64_t fallback) {
-    double v = number(key, static_cast<double>(fallback));
+    double v = read_number(key, static_cast<double>(fallback));
     if (v != static_cast<double>(static_cast<int64_t>(v))) type_error(key, "an integer");
-    return static_cast<int64_t>(v);
+    return resolved(key, static_cast<int64_t>(v));
   }
   bool boolean(const char* key, bool fallback) {
-    if (const std::string* o = override_of(key)) return *o == "true" || *o == "1";
+    if (const std::string* o = override_of(key)) return resolved(key, *o == "true" || *o == "1");
     int type = field_type(key);
-    if (type == LUA_TNIL) return fallback;
+    if (type == LUA_TNIL) return resolved(key, fallback);
     if (type != LUA_TBOOLEAN) type_error(key, "true or false");
     lua_getfield(L_, 1, key);
     bool v = lua_toboolean(L_, -1);
     lua_pop(L_, 1);
-    return v;
+    return resolved(key, v);
   }
   std::string string(const char* key, const std::string& fallback) {
-    if (const std::string* o = override_of(key)) return *o;
+    if (const std::string* o = override_of(key)) return resolved(key, *o);
     int type = field_type(key);
-    if (type == LUA_TNIL) return fallback;
+    if (type == LUA_TNIL) return resolved(key, fallback);
     if (type != LUA_TSTRING) type_error(key, "a string");
     lua_getfield(L_, 1, key);
     std::string v = lua_tostring(L_, -1);
     lua_pop(L_, 1);
-    return v;
+    return resolved(key, v);
   }
   std::string required_string(const char* key) {
     if (!has(key)) luaL_error(L_, "grpo.%s: option \"%s\" is required", stage_.c_str(), key);
@@ -204,7 +251,40 @@ class StageOptions {
   const std::string& stage() const { return stage_; }
   lua_State* lua() const { return L_; }
 
+  // The stage's options as its record in the run directory keeps them: every value read so far through
+  // the typed getters (defaults and --set overrides applied), then the raw value of every other key
+  // given in the table (data, prompt functions, config tables) or by --set, as a fingerprint.
+  json resolved_options() {
+    json options = resolved_;
+    lua_pushnil(L_);
+    while (lua_next(L_, 1)) {
+      std::string key = lua_tostring(L_, -2);
+      if (!options.contains(key)) options[key] = option_fingerprint(L_, -1);
+      lua_pop(L_, 1);
+    }
+    const std::string prefix = stage_ + ".";
+    for (const auto& [key, value] : state_of(L_).options.overrides)
+      if (key.rfind(prefix, 0) == 0 && !options.contains(key.substr(prefix.size()))) options[key.substr(prefix.size())] = value;
+    return options;
+  }
+
  private:
+  double read_number(const char* key, double fallback) {
+    if (const std::string* o = override_of(key)) return std::stod(*o);
+    int type = field_type(key);
+    if (type == LUA_TNIL) return fallback;
+    if (type != LUA_TNUMBER) type_error(key, "a number");
+    lua_getfield(L_, 1, key);
+    double v = lua_tonumber(L_, -1);
+    lua_pop(L_, 1);
+    return v;
+  }
+  template <typename T>
+  T resolved(const char* key, T value) {
+    resolved_[key] = value;
+    return value;
+  }
+
   int field_type(const char* key) {
     int type = lua_getfield(L_, 1, key);
     lua_pop(L_, 1);
@@ -221,12 +301,31 @@ class StageOptions {
   lua_State* L_;
   std::string stage_;
   std::set<std::string> known_;
+  json resolved_ = json::object();
 };
 
 // A stage output path: relative paths live in the run directory.
 std::string output_path(lua_State* L, const std::string& relative) {
   fs::path p(relative);
   return p.is_absolute() ? p.string() : (fs::path(state_of(L).options.run_directory) / p).string();
+}
+
+// The record of this stage call in the run directory (run_directory.h); open it once every option has
+// been read. Throws OptionsChangedError when a rerun gives the stage other options.
+StageRecord begin_stage(StageOptions& o) {
+  ExperimentState& s = state_of(o.lua());
+  return StageRecord::open(s.options.run_directory, s.stage_calls++, o.stage(), o.resolved_options());
+}
+
+// For a stage an earlier run into this directory finished: pushes the recorded result and returns true,
+// unless that result is a path that no longer exists (then the stage runs again).
+bool push_recorded_result(lua_State* L, const StageRecord& record) {
+  if (!record.complete()) return false;
+  const json& result = record.result();
+  if (result.is_string() && !fs::exists(result.get<std::string>())) return false;
+  fmt::print(stderr, "[{}] finished in an earlier run ({})\n", record.stage(), record.path());
+  push_json(L, result);
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -365,10 +464,14 @@ int stage_init(lua_State* L) {
   ModelConfig c = parse_model_config(config.dump(), "grpo.init config");
   if (c.vocab_size < tok.vocab_size())
     luaL_error(L, "grpo.init: vocab_size %d is smaller than the tokenizer's %d", static_cast<int>(c.vocab_size), tok.vocab_size());
-  torch::manual_seed(static_cast<uint64_t>(o.integer("seed", 0)));
-  CausalLM model(c);
+  const uint64_t seed = static_cast<uint64_t>(o.integer("seed", 0));
   std::string out = output_path(L, o.string("out", "init"));
+  StageRecord record = begin_stage(o);
+  if (push_recorded_result(L, record)) return 1;
+  torch::manual_seed(seed);
+  CausalLM model(c);
   save_model(model, tok, out);
+  record.mark_complete(out);
   fmt::print(stderr, "[init] {} model, {:.2f}M parameters ({:.2f}M activated per token) -> {}\n", c.model_type,
              count_parameters(c).total / 1e6, count_parameters(c).activated_per_token / 1e6, out);
   lua_pushstring(L, out.c_str());
@@ -379,8 +482,6 @@ int stage_pretrain(lua_State* L) {
   StageOptions o(L, "pretrain", {"model", "data", "field", "steps", "batch_size", "seq_len", "lr", "warmup", "min_lr_ratio",
                                  "weight_decay", "seed", "out"});
   std::string model_dir = o.required_string("model");
-  Tokenizer tok = Tokenizer::from_file(model_dir);
-  CausalLM model = load_checkpoint(model_dir);
   std::string field = o.string("field", "text");
   std::vector<std::string> docs;
   for (const json& r : stage_records(o, "data")) {
@@ -396,12 +497,17 @@ int stage_pretrain(lua_State* L) {
           o.number("min_lr_ratio", 0.1)};
   c.adamw.weight_decay = o.number("weight_decay", 0.1);
   c.seed = static_cast<uint64_t>(o.integer("seed", 0));
+  std::string out = output_path(L, o.string("out", "pretrain"));
+  StageRecord record = begin_stage(o);
+  if (push_recorded_result(L, record)) return 1;
+  Tokenizer tok = Tokenizer::from_file(model_dir);
+  CausalLM model = load_checkpoint(model_dir);
   Progress progress{"pretrain", c.steps};
   double loss = pretrain(model, tok, docs, c, [&](const PretrainProgress& p) {
     progress.update(p.step + 1, fmt::format("loss {:.3f} lr {:.2e} {:.0f} tok/s", p.loss, p.learning_rate, p.tokens_per_second));
   });
-  std::string out = output_path(L, o.string("out", "pretrain"));
   save_model(model, tok, out);
+  record.mark_complete(out);
   fmt::print(stderr, "[pretrain] final loss {:.4f} -> {}\n", loss, out);
   lua_pushstring(L, out.c_str());
   return 1;
@@ -421,15 +527,11 @@ int stage_train(lua_State* L) {
   StageOptions o(L, "train", {"model", "data", "prompt", "rules", "steps", "prompts_per_step", "group_size", "lr", "warmup",
                               "max_new_tokens", "temperature", "top_p", "kl_coef", "clip_low", "clip_high", "epochs",
                               "minibatches", "micro_batch_size", "loss_aggregation", "advantage_scaling", "mask_truncated",
-                              "dynamic_sampling", "routing_replay", "router_bias_update", "reference_reset_every",
-                              "max_grad_norm", "weight_decay", "stop", "seed", "sample_every", "out"});
-  std::string model_dir = o.required_string("model");
-  Tokenizer tok = Tokenizer::from_file(model_dir);
-  CausalLM model = load_checkpoint(model_dir);
-  std::vector<PromptExample> prompts = stage_prompts(o, tok);
-  if (prompts.empty()) luaL_error(L, "grpo.train: no data");
-  rewards::RuleSet rules = rewards::RuleSet::from_file(o.required_string("rules"));
-
+                              "overlong_buffer", "overlong_penalty", "dynamic_sampling", "routing_replay",
+                              "router_bias_update", "reference_reset_every", "max_grad_norm", "weight_decay", "stop", "seed",
+                              "sample_every", "checkpoint_every", "keep_checkpoints", "out"});
+  const std::string model_dir = o.required_string("model");
+  const std::string rules_path = o.required_string("rules");
   GrpoConfig c;
   const int64_t steps = o.integer("steps", 100), per_step = o.integer("prompts_per_step", 8);
   c.group_size = o.integer("group_size", 8);
@@ -437,7 +539,6 @@ int stage_train(lua_State* L) {
   c.sampling.temperature = o.number("temperature", 1.0);
   c.sampling.top_p = o.number("top_p", 1.0);
   c.stop.max_new_tokens = o.integer("max_new_tokens", 256);
-  if (tok.eos_id() >= 0) c.stop.stop_ids.push_back(tok.eos_id());
   if (o.has("stop")) c.stop.stop_strings.push_back(o.string("stop", ""));
   c.objective.policy.kl_coef = o.number("kl_coef", 0.0);
   c.objective.policy.clip_low = o.number("clip_low", 0.2);
@@ -452,37 +553,53 @@ int stage_train(lua_State* L) {
   c.adamw.weight_decay = o.number("weight_decay", 0.0);
   c.max_grad_norm = o.number("max_grad_norm", 1.0);
   c.mask_truncated = o.boolean("mask_truncated", false);
+  c.overlong_buffer = o.integer("overlong_buffer", 0);
+  c.overlong_penalty = o.number("overlong_penalty", 1.0);
   c.drop_zero_variance_groups = o.boolean("dynamic_sampling", false);
   c.routing_replay = o.boolean("routing_replay", true);
   c.router_bias_update = o.number("router_bias_update", 0.0);
   c.reference_reset_every = o.integer("reference_reset_every", 0);
   const int64_t sample_every = o.integer("sample_every", 10);
+  const int64_t checkpoint_every = o.integer("checkpoint_every", 50), keep_checkpoints = o.integer("keep_checkpoints", 2);
+  const std::string out = output_path(L, o.string("out", "train"));
+  StageRecord record = begin_stage(o);
+  if (push_recorded_result(L, record)) return 1;
 
-  std::string out = output_path(L, o.string("out", "train"));
-  fs::create_directories(out);
-  std::ofstream metrics_file(out + "/metrics.jsonl"), samples_file(out + "/samples.jsonl");
-  GrpoTrainer trainer(model, tok, std::move(rules), c);
-  // Deterministic pass over the data, reshuffled each epoch with the run seed.
-  std::vector<int64_t> order(prompts.size());
-  std::iota(order.begin(), order.end(), 0);
-  size_t cursor = order.size();
-  uint64_t epoch = 0;
+  Tokenizer tok = Tokenizer::from_file(model_dir);
+  CausalLM model = load_checkpoint(model_dir);
+  if (tok.eos_id() >= 0) c.stop.stop_ids.push_back(tok.eos_id());
+  std::vector<PromptExample> prompts = stage_prompts(o, tok);
+  if (prompts.empty()) luaL_error(L, "grpo.train: no data");
+  GrpoTrainer trainer(model, tok, rewards::RuleSet::from_file(rules_path), c);
+  ShuffledCursor cursor(prompts.size(), c.seed);  // deterministic passes, reshuffled each epoch with the run seed
   auto next_prompts = [&](int64_t n) {
     std::vector<PromptExample> batch;
-    while (static_cast<int64_t>(batch.size()) < n) {
-      if (cursor == order.size()) {
-        std::mt19937_64 rng(c.seed * 1000003 + epoch++);
-        std::shuffle(order.begin(), order.end(), rng);
-        cursor = 0;
-      }
-      batch.push_back(prompts[order[cursor++]]);
-    }
+    for (int64_t i = 0; i < n; ++i) batch.push_back(prompts[cursor.next()]);
     return batch;
   };
+
+  // Resume: the newest checkpoint restores the trainer and the data cursor, and the logs are cut back to
+  // what had been written when it was saved, so no line appears twice.
+  fs::create_directories(out);
+  const std::string metrics_path = out + "/metrics.jsonl", samples_path = out + "/samples.jsonl";
+  const std::string checkpoints = out + "/checkpoints";
+  int64_t metrics_bytes = 0, samples_bytes = 0;
+  if (std::vector<TrainCheckpoint> saved = list_train_checkpoints(checkpoints); !saved.empty()) {
+    json state = load_train_checkpoint(saved.back().directory, trainer);
+    cursor.restore(state.at("data"));
+    metrics_bytes = state.at("metrics_bytes").get<int64_t>();
+    samples_bytes = state.at("samples_bytes").get<int64_t>();
+    fmt::print(stderr, "[train] resuming at step {} from {}\n", trainer.steps_done(), saved.back().directory);
+  }
+  truncate_file(metrics_path, metrics_bytes);
+  truncate_file(samples_path, samples_bytes);
+  std::ofstream metrics_file(metrics_path, std::ios::app), samples_file(samples_path, std::ios::app);
+
   Progress progress{"train", steps};
   StepMetrics last;
-  for (int64_t step = 0; step < steps; ++step) {
+  for (int64_t step = trainer.steps_done(); step < steps; ++step) {
     StepResult r = trainer.step(next_prompts(per_step), next_prompts);
+    for (const std::string& warning : r.warnings) fmt::print(stderr, "{}warning: {}\n", progress.tty ? "\n" : "", warning);
     json line(r.metrics);
     metrics_file << line.dump() << "\n" << std::flush;
     if (sample_every > 0 && step % sample_every == 0)
@@ -495,8 +612,19 @@ int stage_train(lua_State* L) {
     progress.update(step + 1, fmt::format("reward {:.3f} acc {:.3f} kl {:.4f} len {:.1f} {:.0f} tok/s", get("reward"),
                                           get("accuracy"), get("kl"), get("completion_length/mean"), get("tokens_per_second/rollout")));
     last = r.metrics;
+    const int64_t done = step + 1;
+    if (checkpoint_every > 0 && done % checkpoint_every == 0 && done < steps) {
+      samples_file.flush();
+      if (!metrics_file || !samples_file) luaL_error(L, "grpo.train: cannot write the logs in %s", out.c_str());
+      json state = {{"data", cursor.state()},
+                    {"metrics_bytes", static_cast<int64_t>(fs::file_size(metrics_path))},
+                    {"samples_bytes", static_cast<int64_t>(fs::file_size(samples_path))}};
+      save_train_checkpoint(checkpoints, trainer, tok, state, keep_checkpoints);
+      record.mark_resumable();
+    }
   }
   save_model(trainer.policy(), tok, out);
+  record.mark_complete(out);
   fmt::print(stderr, "[train] {} steps, final reward {:.3f} -> {}\n", steps, last["reward"], out);
   lua_pushstring(L, out.c_str());
   return 1;
@@ -518,7 +646,10 @@ int stage_eval(lua_State* L) {
   if (tok.eos_id() >= 0) c.stop.stop_ids.push_back(tok.eos_id());
   if (o.has("stop")) c.stop.stop_strings.push_back(o.string("stop", ""));
   c.seed = static_cast<uint64_t>(o.integer("seed", 12345));
+  StageRecord record = begin_stage(o);
+  if (push_recorded_result(L, record)) return 1;
   std::map<std::string, double> m = evaluate(model, tok, rules, prompts, c);
+  record.mark_complete(json(m));
   std::string line;
   for (const auto& [k, v] : m) line += fmt::format(" {}={:.3f}", k, v);
   fmt::print(stderr, "[eval] {} ({} prompts x {}):{}\n", model_dir, prompts.size(), c.samples_per_prompt, line);

@@ -22,7 +22,8 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 struct ScoredGroup {
   const PromptExample* example = nullptr;
   std::vector<Completion> completions;
-  std::vector<rewards::SampleScore> scores;
+  std::vector<rewards::SampleScore> scores;  // total includes the overlong penalty, when on
+  std::vector<double> overlong_penalties;
   bool zero_variance = false;
 };
 
@@ -38,16 +39,26 @@ void add_mean_std(StepMetrics& m, const std::string& name, const std::vector<dou
 
 GrpoTrainer::GrpoTrainer(CausalLM policy, Tokenizer tokenizer, rewards::RuleSet rules, GrpoConfig config,
                          std::optional<ReferenceModel> reference)
-    : policy_(std::move(policy)), tokenizer_(std::move(tokenizer)), config_(std::move(config)), reference_(std::move(reference)) {
+    : policy_(std::move(policy)),
+      tokenizer_(std::move(tokenizer)),
+      config_(std::move(config)),
+      reference_(std::move(reference)),
+      monitor_(config_.warnings) {
   if (config_.group_size < 1) throw std::invalid_argument("train: group_size must be >= 1");
   if (config_.epochs < 1 || config_.minibatches < 1 || config_.micro_batch_size < 1)
     throw std::invalid_argument("train: epochs, minibatches and micro_batch_size must be >= 1");
   if (config_.objective.policy.kl_coef != 0 && !reference_)
     reference_ = ReferenceModel::copy_of(policy_, policy_->model->embed_tokens->weight.device());
   validate(config_.lr);
+  validate(overlong_penalty());
   config_.adamw.lr = config_.lr.peak;
   optimizer_ = make_adamw(policy_->parameters(), config_.adamw);
   scorer_ = std::make_unique<rewards::ScorerPool>(std::move(rules), static_cast<int>(config_.reward_threads));
+  failures_before_.assign(scorer_->rule_set().rules().size(), 0);
+}
+
+OverlongPenalty GrpoTrainer::overlong_penalty() const {
+  return {config_.stop.max_new_tokens, config_.overlong_buffer, config_.overlong_penalty};
 }
 
 StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const PromptSource& more_prompts) {
@@ -98,6 +109,10 @@ StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const Pr
         size_t i = g * config_.group_size + s;
         group.completions.push_back(std::move(completions[i]));
         group.scores.push_back(std::move(scores[i]));
+        // DAPO soft overlong punishment joins the reward before advantages (and zero-variance) see it.
+        const double penalty = soft_overlong_penalty(overlong_penalty(), static_cast<int64_t>(group.completions.back().completion_ids.size()));
+        group.scores.back().total += penalty;
+        group.overlong_penalties.push_back(penalty);
       }
       group.zero_variance = std::all_of(group.scores.begin(), group.scores.end(),
                                         [&](const rewards::SampleScore& s) { return s.total == group.scores[0].total; });
@@ -117,13 +132,16 @@ StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const Pr
 
   // 2. Reward metrics over everything sampled; the update uses the kept groups.
   const std::vector<rewards::RuleSpec>& rules = scorer_->rule_set().rules();
-  std::vector<double> totals, lengths;
+  std::vector<double> totals, lengths, penalties;
   std::vector<std::vector<double>> per_rule(rules.size());
   int64_t truncated = 0, zero_variance = 0;
+  bool all_rewards_zero = true;
   for (const ScoredGroup& g : groups) {
     zero_variance += g.zero_variance;
     for (size_t s = 0; s < g.completions.size(); ++s) {
       totals.push_back(g.scores[s].total);
+      penalties.push_back(g.overlong_penalties[s]);
+      for (const rewards::RuleScore& r : g.scores[s].rules) all_rewards_zero = all_rewards_zero && r.value == 0;
       lengths.push_back(static_cast<double>(g.completions[s].completion_ids.size()));
       truncated += g.completions[s].finish_reason == FinishReason::Length;
       for (size_t r = 0; r < rules.size(); ++r) per_rule[r].push_back(g.scores[s].rules[r].value);
@@ -132,7 +150,7 @@ StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const Pr
   add_mean_std(m, "reward", totals);
   for (size_t r = 0; r < rules.size(); ++r) {
     add_mean_std(m, "rewards/" + rules[r].name, per_rule[r]);
-    m["rewards/" + rules[r].name + "/failures"] = static_cast<double>(scorer_->failures()[r].count);
+    m["rewards/" + rules[r].name + "/failures"] = static_cast<double>(failures_before_[r] + scorer_->failures()[r].count);
     if (rules[r].name == "accuracy") m["accuracy"] = m["rewards/accuracy"];
   }
   m["completion_length/mean"] = std::accumulate(lengths.begin(), lengths.end(), 0.0) / lengths.size();
@@ -141,6 +159,10 @@ StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const Pr
   m["frac_reward_zero_std"] = static_cast<double>(zero_variance) / groups.size();
   m["groups/sampled"] = static_cast<double>(groups.size());
   m["groups/refill_rounds"] = static_cast<double>(rounds);
+  if (config_.overlong_buffer > 0) add_mean_std(m, "rewards/overlong_penalty", penalties);
+  result.warnings = monitor_.observe({step_, all_rewards_zero, m["completions/truncated_fraction"], config_.stop.max_new_tokens,
+                                      static_cast<int64_t>(groups.size()), zero_variance});
+  monitor_.add_metrics(m);
 
   std::vector<const ScoredGroup*> kept;
   for (const ScoredGroup& g : groups)
@@ -311,6 +333,40 @@ double GrpoTrainer::policy_update(const std::vector<const Completion*>& completi
   m["train/skipped_updates"] = skipped;
   m["train/tokens"] = trained_tokens;
   return skipped;
+}
+
+bool GrpoTrainer::reference_was_reset() const {
+  // The reset happens at the start of step `reference_reset_every` (0-based), so from then on.
+  return reference_ && config_.reference_reset_every > 0 && step_ > config_.reference_reset_every;
+}
+
+nlohmann::json GrpoTrainer::counters() const {
+  nlohmann::json failures = nlohmann::json::object();
+  const std::vector<rewards::RuleSpec>& rules = scorer_->rule_set().rules();
+  for (size_t r = 0; r < rules.size(); ++r) failures[rules[r].name] = failures_before_[r] + scorer_->failures()[r].count;
+  return {{"step", step_},
+          {"optimizer_steps", optimizer_steps_},
+          {"consecutive_skips", consecutive_skips_},
+          {"reward_rule_failures", failures},
+          {"warnings", monitor_.state()}};
+}
+
+void GrpoTrainer::restore_counters(const nlohmann::json& c) {
+  try {
+    step_ = c.at("step").get<int64_t>();
+    optimizer_steps_ = c.at("optimizer_steps").get<int64_t>();
+    consecutive_skips_ = c.at("consecutive_skips").get<int64_t>();
+    const std::vector<rewards::RuleSpec>& rules = scorer_->rule_set().rules();
+    const nlohmann::json& failures = c.at("reward_rule_failures");
+    if (failures.size() != rules.size())
+      throw std::runtime_error(fmt::format("the checkpoint counts failures of {} reward rules, this rule set has {}", failures.size(),
+                                           rules.size()));
+    for (size_t r = 0; r < rules.size(); ++r)
+      failures_before_[r] = failures.at(rules[r].name).get<int64_t>() - scorer_->failures()[r].count;
+    monitor_.restore(c.at("warnings"));
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(fmt::format("trainer counters: {}", e.what()));
+  }
 }
 
 }  // namespace grpo

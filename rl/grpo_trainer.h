@@ -24,6 +24,8 @@
 #include "rl/grpo_objective.h"
 #include "rl/lr_schedule.h"
 #include "rl/optimizer.h"
+#include "rl/overlong_penalty.h"
+#include "rl/training_warnings.h"
 #include "rollout/rollout_engine.h"
 
 namespace grpo {
@@ -57,6 +59,10 @@ struct GrpoConfig {
   int64_t logprob_chunk = 256;
   // Overlong samples (finish reason "length") left out of the loss (DAPO overlong filtering).
   bool mask_truncated = false;
+  // DAPO soft overlong punishment (overlong_penalty.h): completions longer than max_new_tokens − buffer
+  // tokens lose up to `overlong_penalty` reward, linearly in the extra length. Buffer 0 = off.
+  int64_t overlong_buffer = 0;
+  double overlong_penalty = 1.0;
   // DAPO dynamic sampling: groups whose rewards are all equal carry no signal; drop them and sample more
   // prompts until the step has its number of informative groups, at most this many extra rounds.
   bool drop_zero_variance_groups = false;
@@ -69,6 +75,7 @@ struct GrpoConfig {
   // Non-finite losses or gradients skip the step; this many in a row stop training.
   int64_t max_consecutive_skips = 5;
   int64_t reward_threads = 2;
+  TrainingWarningSettings warnings;
 };
 
 // Metrics of one step, by name (TRL/verl names; see docs/training.md).
@@ -88,6 +95,7 @@ struct StepResult {
   StepMetrics metrics;
   std::vector<ScoredSample> samples;
   bool skipped = false;  // non-finite loss or gradient: no update applied
+  std::vector<std::string> warnings;  // silent failures beginning at this step (training_warnings.h)
 };
 
 class GrpoTrainer {
@@ -106,10 +114,22 @@ class GrpoTrainer {
   CausalLM& policy() { return policy_; }
   torch::optim::AdamW& optimizer() { return *optimizer_; }
   const GrpoConfig& config() const { return config_; }
-  // For resuming: the step counter drives the LR schedule and the sampling seeds.
-  void set_steps_done(int64_t step) { step_ = step; }
+  // The reference model (present when kl_coef != 0); checkpoints hold it once it has been reset, since
+  // it then no longer equals the initial policy that a resumed trainer starts from.
+  ReferenceModel* reference() { return reference_ ? &*reference_ : nullptr; }
+  bool reference_was_reset() const;
+
+  // Everything besides weights and optimizer moments that the next steps depend on: the step counter
+  // (it seeds sampling and shuffling), the optimizer-step counter (the LR schedule position), the skip
+  // streak, cumulative reward-rule failures and the warning streaks. A trainer built as the original
+  // one was, with the checkpoint's weights and optimizer state loaded and these counters restored,
+  // continues exactly as the original would have (see train_checkpoint.h).
+  nlohmann::json counters() const;
+  // Throws std::runtime_error when `counters` lacks a field or belongs to another rule set.
+  void restore_counters(const nlohmann::json& counters);
 
  private:
+  OverlongPenalty overlong_penalty() const;
   double policy_update(const std::vector<const Completion*>& completions, const std::vector<double>& advantages,
                        StepMetrics& metrics);
 
@@ -122,6 +142,8 @@ class GrpoTrainer {
   int64_t step_ = 0;
   int64_t optimizer_steps_ = 0;
   int64_t consecutive_skips_ = 0;
+  std::vector<int64_t> failures_before_;  // reward-rule failures counted before a resume, per rule
+  SilentFailureMonitor monitor_;
 };
 
 }  // namespace grpo
