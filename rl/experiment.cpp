@@ -19,6 +19,7 @@
 #include "policy/model_size.h"
 #include "policy/tokenizer/tokenizer.h"
 #include "rewards/rule_set.h"
+#include "rl/distributed.h"
 #include "rl/evaluation.h"
 #include "rl/grpo_trainer.h"
 #include "rl/jsonl.h"
@@ -185,6 +186,16 @@ ExperimentState& state_of(lua_State* L) {
   return **static_cast<ExperimentState**>(lua_getextraspace(L));
 }
 
+// Data parallel: rank 0 writes every output; the other ranks compute the same results and wait here
+// after each write they will read (a saved model, a JSONL file).
+bool writes_outputs(lua_State* L) {
+  Distributed* d = state_of(L).options.distributed;
+  return !d || d->is_main();
+}
+void wait_for_outputs(lua_State* L) {
+  if (Distributed* d = state_of(L).options.distributed) d->barrier();
+}
+
 // The options table of one stage call (argument 1), with its known keys.
 class StageOptions {
  public:
@@ -314,7 +325,12 @@ std::string output_path(lua_State* L, const std::string& relative) {
 // been read. Throws OptionsChangedError when a rerun gives the stage other options.
 StageRecord begin_stage(StageOptions& o) {
   ExperimentState& s = state_of(o.lua());
-  return StageRecord::open(s.options.run_directory, s.stage_calls++, o.stage(), o.resolved_options());
+  // The other ranks keep their own stage records (the same history) under .ranks/, so that every rank
+  // takes the same resume decisions while only rank 0 touches the run directory's own records.
+  const std::string records = writes_outputs(o.lua()) ? s.options.run_directory
+                                                      : fmt::format("{}/.ranks/{}", s.options.run_directory,
+                                                                    s.options.distributed->rank());
+  return StageRecord::open(records, s.stage_calls++, o.stage(), o.resolved_options());
 }
 
 // For a stage an earlier run into this directory finished: pushes the recorded result and returns true,
@@ -470,7 +486,8 @@ int stage_init(lua_State* L) {
   if (push_recorded_result(L, record)) return 1;
   torch::manual_seed(seed);
   CausalLM model(c);
-  save_model(model, tok, out);
+  if (writes_outputs(L)) save_model(model, tok, out);
+  wait_for_outputs(L);
   record.mark_complete(out);
   fmt::print(stderr, "[init] {} model, {:.2f}M parameters ({:.2f}M activated per token) -> {}\n", c.model_type,
              count_parameters(c).total / 1e6, count_parameters(c).activated_per_token / 1e6, out);
@@ -506,7 +523,8 @@ int stage_pretrain(lua_State* L) {
   double loss = pretrain(model, tok, docs, c, [&](const PretrainProgress& p) {
     progress.update(p.step + 1, fmt::format("loss {:.3f} lr {:.2e} {:.0f} tok/s", p.loss, p.learning_rate, p.tokens_per_second));
   });
-  save_model(model, tok, out);
+  if (writes_outputs(L)) save_model(model, tok, out);
+  wait_for_outputs(L);
   record.mark_complete(out);
   fmt::print(stderr, "[pretrain] final loss {:.4f} -> {}\n", loss, out);
   lua_pushstring(L, out.c_str());
@@ -570,6 +588,7 @@ int stage_train(lua_State* L) {
   if (tok.eos_id() >= 0) c.stop.stop_ids.push_back(tok.eos_id());
   std::vector<PromptExample> prompts = stage_prompts(o, tok);
   if (prompts.empty()) luaL_error(L, "grpo.train: no data");
+  c.distributed = state_of(L).options.distributed;
   GrpoTrainer trainer(model, tok, rewards::RuleSet::from_file(rules_path), c);
   ShuffledCursor cursor(prompts.size(), c.seed);  // deterministic passes, reshuffled each epoch with the run seed
   auto next_prompts = [&](int64_t n) {
@@ -591,9 +610,13 @@ int stage_train(lua_State* L) {
     samples_bytes = state.at("samples_bytes").get<int64_t>();
     fmt::print(stderr, "[train] resuming at step {} from {}\n", trainer.steps_done(), saved.back().directory);
   }
-  truncate_file(metrics_path, metrics_bytes);
-  truncate_file(samples_path, samples_bytes);
-  std::ofstream metrics_file(metrics_path, std::ios::app), samples_file(samples_path, std::ios::app);
+  std::ofstream metrics_file, samples_file;  // rank 0's; the other ranks write nothing
+  if (writes_outputs(L)) {
+    truncate_file(metrics_path, metrics_bytes);
+    truncate_file(samples_path, samples_bytes);
+    metrics_file.open(metrics_path, std::ios::app);
+    samples_file.open(samples_path, std::ios::app);
+  }
 
   Progress progress{"train", steps};
   StepMetrics last;
@@ -601,8 +624,8 @@ int stage_train(lua_State* L) {
     StepResult r = trainer.step(next_prompts(per_step), next_prompts);
     for (const std::string& warning : r.warnings) fmt::print(stderr, "{}warning: {}\n", progress.tty ? "\n" : "", warning);
     json line(r.metrics);
-    metrics_file << line.dump() << "\n" << std::flush;
-    if (sample_every > 0 && step % sample_every == 0)
+    if (writes_outputs(L)) metrics_file << line.dump() << "\n" << std::flush;
+    if (writes_outputs(L) && sample_every > 0 && step % sample_every == 0)
       for (const ScoredSample& s : r.samples)
         samples_file << json{{"step", step}, {"prompt", s.prompt}, {"completion", s.completion}, {"reward", s.reward},
                              {"advantage", s.advantage}, {"finish_reason", s.finish_reason}}
@@ -613,17 +636,21 @@ int stage_train(lua_State* L) {
                                           get("accuracy"), get("kl"), get("completion_length/mean"), get("tokens_per_second/rollout")));
     last = r.metrics;
     const int64_t done = step + 1;
-    if (checkpoint_every > 0 && done % checkpoint_every == 0 && done < steps) {
+    if (checkpoint_every > 0 && done % checkpoint_every == 0 && done < steps && writes_outputs(L)) {
       samples_file.flush();
       if (!metrics_file || !samples_file) luaL_error(L, "grpo.train: cannot write the logs in %s", out.c_str());
       json state = {{"data", cursor.state()},
                     {"metrics_bytes", static_cast<int64_t>(fs::file_size(metrics_path))},
                     {"samples_bytes", static_cast<int64_t>(fs::file_size(samples_path))}};
       save_train_checkpoint(checkpoints, trainer, tok, state, keep_checkpoints);
+    }
+    if (checkpoint_every > 0 && done % checkpoint_every == 0 && done < steps) {
+      wait_for_outputs(L);
       record.mark_resumable();
     }
   }
-  save_model(trainer.policy(), tok, out);
+  if (writes_outputs(L)) save_model(trainer.policy(), tok, out);
+  wait_for_outputs(L);
   record.mark_complete(out);
   fmt::print(stderr, "[train] {} steps, final reward {:.3f} -> {}\n", steps, last["reward"], out);
   lua_pushstring(L, out.c_str());
@@ -670,11 +697,14 @@ int lua_write_jsonl(lua_State* L) {
   std::string path = output_path(L, luaL_checkstring(L, 1));
   json records = lua_to_json(L, 2);
   if (!records.is_array()) luaL_error(L, "grpo.write_jsonl: expected a list of records");
-  fs::path parent = fs::path(path).parent_path();
-  if (!parent.empty()) fs::create_directories(parent);
-  std::ofstream out(path);
-  for (const json& r : records) out << r.dump() << "\n";
-  if (!out) luaL_error(L, "grpo.write_jsonl: cannot write %s", path.c_str());
+  if (writes_outputs(L)) {
+    fs::path parent = fs::path(path).parent_path();
+    if (!parent.empty()) fs::create_directories(parent);
+    std::ofstream out(path);
+    for (const json& r : records) out << r.dump() << "\n";
+    if (!out) luaL_error(L, "grpo.write_jsonl: cannot write %s", path.c_str());
+  }
+  wait_for_outputs(L);
   lua_pushstring(L, path.c_str());
   return 1;
 }

@@ -16,10 +16,15 @@
 
 namespace grpo {
 
+class Distributed;  // rl/distributed.h
+
 struct ExperimentOptions {
   std::string script;
   std::string run_directory;                    // stage outputs are relative to it
   std::map<std::string, std::string> overrides; // "stage.key" -> value, from --set
+  // Data parallel: every rank runs the script; grpo.train shares its batches over the ranks, and only
+  // rank 0 writes outputs (the others read them from the same run directory). Null: one process.
+  Distributed* distributed = nullptr;
 };
 
 // Runs the script. Throws std::runtime_error with the Lua error (file:line) when the script fails.

@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "policy/token_logprobs.h"
+#include "rl/data_parallel.h"
 #include "rl/sequence_batch.h"
 
 namespace grpo {
@@ -53,6 +54,13 @@ GrpoTrainer::GrpoTrainer(CausalLM policy, Tokenizer tokenizer, rewards::RuleSet 
   validate(overlong_penalty());
   config_.adamw.lr = config_.lr.peak;
   optimizer_ = make_adamw(policy_->parameters(), config_.adamw);
+  if (Distributed* dist = config_.distributed; dist && dist->world_size() > 1) {
+    // Refilling and batch-level statistics would need the ranks to agree on which groups to keep.
+    if (config_.drop_zero_variance_groups) throw std::invalid_argument("train: dynamic sampling needs a single process for now");
+    if (config_.advantages.scaling == AdvantageScaling::Batch)
+      throw std::invalid_argument("train: advantage_scaling \"batch\" needs a single process for now");
+    dist->broadcast_from_main(policy_->parameters());  // every rank starts from rank 0's weights
+  }
   scorer_ = std::make_unique<rewards::ScorerPool>(std::move(rules), static_cast<int>(config_.reward_threads));
   failures_before_.assign(scorer_->rule_set().rules().size(), 0);
 }
@@ -80,10 +88,12 @@ StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const Pr
 
   std::deque<PromptExample> extra;  // refill prompts, owned here (a deque keeps pointers stable)
   std::vector<const PromptExample*> todo;
-  for (const PromptExample& p : prompts) todo.push_back(&p);
+  // Data parallel: this rank samples its share of the prompts, with the seeds of their global indices.
+  const RankShare share = rank_share(static_cast<int64_t>(prompts.size()), config_.distributed);
+  for (int64_t i = share.begin; i < share.end; ++i) todo.push_back(&prompts[i]);
   std::vector<ScoredGroup> groups;
   double rollout_seconds = 0, reward_seconds = 0;
-  int64_t generated_tokens = 0, prompt_counter = 0, informative = 0, rounds = 0;
+  int64_t generated_tokens = 0, prompt_counter = share.begin, informative = 0, rounds = 0;
   while (!todo.empty()) {
     auto t = Clock::now();
     std::vector<PromptRequest> requests;
@@ -147,6 +157,17 @@ StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const Pr
       for (size_t r = 0; r < rules.size(); ++r) per_rule[r].push_back(g.scores[s].rules[r].value);
     }
   }
+  int64_t sampled_groups = static_cast<int64_t>(groups.size());
+  if (Distributed* dist = config_.distributed) {  // the whole batch's samples, in global prompt order
+    totals = dist->all_gather(totals);
+    lengths = dist->all_gather(lengths);
+    penalties = dist->all_gather(penalties);
+    for (std::vector<double>& values : per_rule) values = dist->all_gather(values);
+    std::vector<double> counts = {double(truncated), double(zero_variance), double(sampled_groups), all_rewards_zero ? 0.0 : 1.0};
+    dist->all_reduce(counts, Reduction::Sum);
+    truncated = int64_t(counts[0]), zero_variance = int64_t(counts[1]), sampled_groups = int64_t(counts[2]);
+    all_rewards_zero = counts[3] == 0;
+  }
   add_mean_std(m, "reward", totals);
   for (size_t r = 0; r < rules.size(); ++r) {
     add_mean_std(m, "rewards/" + rules[r].name, per_rule[r]);
@@ -156,12 +177,12 @@ StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const Pr
   m["completion_length/mean"] = std::accumulate(lengths.begin(), lengths.end(), 0.0) / lengths.size();
   m["completion_length/max"] = *std::max_element(lengths.begin(), lengths.end());
   m["completions/truncated_fraction"] = static_cast<double>(truncated) / lengths.size();
-  m["frac_reward_zero_std"] = static_cast<double>(zero_variance) / groups.size();
-  m["groups/sampled"] = static_cast<double>(groups.size());
+  m["frac_reward_zero_std"] = static_cast<double>(zero_variance) / sampled_groups;
+  m["groups/sampled"] = static_cast<double>(sampled_groups);
   m["groups/refill_rounds"] = static_cast<double>(rounds);
   if (config_.overlong_buffer > 0) add_mean_std(m, "rewards/overlong_penalty", penalties);
   result.warnings = monitor_.observe({step_, all_rewards_zero, m["completions/truncated_fraction"], config_.stop.max_new_tokens,
-                                      static_cast<int64_t>(groups.size()), zero_variance});
+                                      sampled_groups, zero_variance});
   monitor_.add_metrics(m);
 
   std::vector<const ScoredGroup*> kept;
@@ -183,7 +204,7 @@ StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const Pr
     GroupAdvantages adv = group_advantages(torch::tensor(rewards_kept, torch::kDouble), torch::tensor(group_ids, torch::kLong),
                                            config_.advantages);
     advantages.assign(adv.advantages.data_ptr<double>(), adv.advantages.data_ptr<double>() + adv.advantages.numel());
-    add_mean_std(m, "advantages", advantages);
+    add_mean_std(m, "advantages", config_.distributed ? config_.distributed->all_gather(advantages) : advantages);
   }
 
   // Samples for the log: every sampled completion with its scores.
@@ -192,7 +213,7 @@ StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const Pr
     const bool is_kept = kept_index < kept.size() && kept[kept_index] == &g;
     for (size_t s = 0; s < g.completions.size(); ++s) {
       ScoredSample out;
-      out.prompt_index = static_cast<int64_t>(&g - &groups[0]);
+      out.prompt_index = share.begin + static_cast<int64_t>(&g - &groups[0]);
       out.prompt = g.example->prompt;
       out.completion = g.completions[s].text;
       out.reward = g.scores[s].total;
@@ -204,6 +225,7 @@ StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const Pr
     }
     kept_index += is_kept;
   }
+  if (config_.distributed) result.samples = all_gather(result.samples, *config_.distributed);
 
   // 4. Policy update.
   auto t = Clock::now();
@@ -216,6 +238,8 @@ StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const Pr
   std::vector<MoeRouter> routers = policy_->routers();
   if (!routers.empty()) {
     double imbalance = 0;
+    if (config_.distributed)  // the whole batch's load: metric, and bias updates that agree on every rank
+      for (MoeRouter& r : routers) config_.distributed->all_reduce({r->load()}, Reduction::Sum);
     for (MoeRouter& r : routers) imbalance += (r->load().max() / r->load().mean().clamp_min(1e-9)).item<double>();
     m["moe/load_imbalance"] = imbalance / routers.size();  // max/mean expert load, averaged over layers
     if (config_.router_bias_update > 0) policy_->update_routing_biases(config_.router_bias_update);
@@ -226,6 +250,7 @@ StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const Pr
   m["timing/update"] = update_seconds;
   m["timing/step"] = seconds_since(step_start);
   m["tokens_per_second/rollout"] = rollout_seconds > 0 ? generated_tokens / rollout_seconds : 0;
+  if (config_.distributed) reduce_rank_local_metrics(m, *config_.distributed);
   m["step"] = static_cast<double>(step_);
   ++step_;
   if (consecutive_skips_ >= config_.max_consecutive_skips)
@@ -270,6 +295,12 @@ double GrpoTrainer::policy_update(const std::vector<const Completion*>& completi
       if (begin == end) continue;
       SequenceBatch minibatch = all.select(std::vector<int64_t>(order.begin() + begin, order.begin() + end));
       LossNormalizer normalizer = LossNormalizer::count(minibatch.completion_mask, static_cast<double>(config_.stop.max_new_tokens));
+      double minibatch_rows = static_cast<double>(minibatch.rows());
+      if (config_.distributed) {  // the normaliser counts every rank's tokens (DAPO's token-mean over the batch)
+        std::vector<double> counts = {normalizer.tokens, normalizer.sequences, minibatch_rows};
+        config_.distributed->all_reduce(counts, Reduction::Sum);
+        normalizer.tokens = counts[0], normalizer.sequences = counts[1], minibatch_rows = counts[2];
+      }
       optimizer_->zero_grad();
       bool finite = true;
       for (int64_t u0 = 0; u0 < minibatch.rows(); u0 += config_.micro_batch_size) {
@@ -294,7 +325,7 @@ double GrpoTrainer::policy_update(const std::vector<const Completion*>& completi
         pin.entropy = loss_options.entropy_coef != 0 ? entropy : entropy.detach();
         MicroBatchLoss loss = grpo_loss(pin, config_.objective, normalizer);
         torch::Tensor total = loss.loss;
-        if (out.aux_loss.defined()) total = total + out.aux_loss * (static_cast<double>(micro.rows()) / minibatch.rows());
+        if (out.aux_loss.defined()) total = total + out.aux_loss * (static_cast<double>(micro.rows()) / minibatch_rows);
         if (!torch::isfinite(total).item<bool>()) {
           finite = false;
           break;
@@ -309,6 +340,8 @@ double GrpoTrainer::policy_update(const std::vector<const Completion*>& completi
           drift_tokens += micro.completion_mask.sum().item<double>();
         }
       }
+      // Gradients summed over the ranks: each rank's loss is already divided by the global normaliser.
+      if (config_.distributed) finite = config_.distributed->all_reduce_gradients(policy_->parameters(), finite);
       double grad_norm = finite ? clip_gradients(policy_->parameters(), config_.max_grad_norm) : NAN;
       if (!std::isfinite(grad_norm)) {
         optimizer_->zero_grad();
@@ -325,6 +358,12 @@ double GrpoTrainer::policy_update(const std::vector<const Completion*>& completi
       trained_tokens += normalizer.tokens;
       m["learning_rate"] = rate;
     }
+  }
+  if (config_.distributed) {
+    all_reduce(stats, *config_.distributed);
+    std::vector<double> drift = {drift_sum, drift_tokens};
+    config_.distributed->all_reduce(drift, Reduction::Sum);
+    drift_sum = drift[0], drift_tokens = drift[1];
   }
   for (const auto& [name, value] : stats.metrics()) m[name] = value;
   if (updates > 0) m["grad_norm"] = grad_norm_sum / updates;

@@ -30,6 +30,8 @@
 
 namespace grpo {
 
+class Distributed;  // rl/distributed.h
+
 // One prompt of the dataset: the text the policy sees (already templated), its ids, and the record the
 // reward rules read (answer, tests, ...).
 struct PromptExample {
@@ -75,6 +77,9 @@ struct GrpoConfig {
   // Non-finite losses or gradients skip the step; this many in a row stop training.
   int64_t max_consecutive_skips = 5;
   int64_t reward_threads = 2;
+  // Data parallel (rl/data_parallel.h): this rank's process group, or null for one process. Every rank
+  // calls step() with the same prompts and samples its own share of them.
+  Distributed* distributed = nullptr;
   TrainingWarningSettings warnings;
 };
 

@@ -1,25 +1,57 @@
-// grpo run EXPERIMENT.lua [--out RUN_DIR] [--set stage.key=value ...]: runs an experiment script.
+// grpo run EXPERIMENT.lua [--out RUN_DIR] [--set stage.key=value ...] [--nproc N] [--dist-timeout S]:
+// runs an experiment script, as one process, as one rank of a launcher's data-parallel run (torchrun,
+// srun, mpirun: rl/distributed.h reads their variables), or as N local ranks it starts itself.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 #include "rl/cli/commands.h"
+#include "rl/distributed.h"
+#include "rl/distributed_launch.h"
 #include "rl/experiment.h"
 
 namespace grpo::cli {
+namespace {
+
+// This process's own command line without `--nproc N`: what each local rank runs.
+std::vector<std::string> command_line_without_nproc() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::vector<std::string> args;
+  for (std::string arg; std::getline(in, arg, '\0');) args.push_back(arg);
+  std::vector<std::string> kept = {std::filesystem::read_symlink("/proc/self/exe").string()};
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--nproc") {
+      ++i;  // and its value
+    } else if (args[i].rfind("--nproc=", 0) != 0) {
+      kept.push_back(args[i]);
+    }
+  }
+  return kept;
+}
+
+}  // namespace
 
 void add_run_command(CLI::App& app) {
   struct Options {
     std::string script, out;
     std::vector<std::string> sets;
+    int nproc = 1;
+    double timeout_seconds = 300;
   };
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("run", "Run an experiment script (Lua)");
   cmd->add_option("script", opt->script, "Experiment script")->required()->check(CLI::ExistingFile);
   cmd->add_option("--out", opt->out, "Run directory (default: runs/<script name>)");
   cmd->add_option("--set", opt->sets, "Override a stage option, e.g. --set train.lr=1e-6 (repeatable)");
+  cmd->add_option("--nproc", opt->nproc, "Start N local ranks of this run (data parallel on one machine)")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--dist-timeout", opt->timeout_seconds,
+                  "Seconds a rank waits for the others (rendezvous, each collective) before failing")
+      ->check(CLI::PositiveNumber);
   cmd->callback([opt] {
     ExperimentOptions o;
     o.script = opt->script;
@@ -30,6 +62,20 @@ void add_run_command(CLI::App& app) {
         throw std::invalid_argument(fmt::format("--set {}: expected stage.key=value, e.g. train.lr=1e-6", s));
       o.overrides[s.substr(0, eq)] = s.substr(eq + 1);
     }
+    DistributedOptions d = distributed_options_from_environment();
+    if (opt->nproc > 1) {
+      if (d.world_size > 1)
+        throw std::invalid_argument(fmt::format("--nproc {}: this process is already rank {} of {} of a launched run; "
+                                                "let the launcher start the ranks, or use --nproc alone",
+                                                opt->nproc, d.rank, d.world_size));
+      LocalLaunchOptions launch;
+      launch.nproc = opt->nproc;
+      run_local_ranks(command_line_without_nproc(), launch);
+      return;
+    }
+    d.timeout = std::chrono::milliseconds(static_cast<int64_t>(opt->timeout_seconds * 1000));
+    Distributed distributed(d);
+    if (distributed.world_size() > 1) o.distributed = &distributed;
     run_experiment(o);
   });
 }

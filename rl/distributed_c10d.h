@@ -1,0 +1,24 @@
+#pragma once
+// The one place where c10d's version differences live; included by distributed.cpp only.
+//
+// LibTorch 1.13 (Debian): ProcessGroupGloo derives from c10d::ProcessGroup, its Options from
+// ProcessGroup::Options. LibTorch 2.x: it derives from c10d::Backend (a ProcessGroup now dispatches to
+// backends), Options from Backend::Options. The members used here (constructor, Options::create,
+// devices, timeout, allreduce/broadcast/barrier returning a Work) are the same in both, so the code
+// names the concrete Gloo class and never its base.
+#include <torch/csrc/api/include/torch/version.h>
+
+#ifndef USE_C10D_GLOO
+#error "distributed.cpp needs USE_C10D_GLOO (set in rl/CMakeLists.txt): ProcessGroupGloo.hpp is empty without it"
+#endif
+
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+namespace grpo::c10d_compat {
+
+using GlooGroup = ::c10d::ProcessGroupGloo;
+using WorkPtr = c10::intrusive_ptr<::c10d::Work>;
+
+}  // namespace grpo::c10d_compat
