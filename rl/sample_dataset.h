@@ -1,0 +1,41 @@
+#pragma once
+// Sampling a dataset: n completions per prompt, optionally scored by reward rules, laid out as records
+// that keep the dataset's fields. This is `grpo.sample{}` (a samples JSONL for inspection, for filtering
+// into SFT data as in rejection sampling, or for `grpo rewards`); `grpo.eval{}` reduces the same kind of
+// scored samples to pass@k.
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "policy/causal_lm.h"
+#include "policy/tokenizer/tokenizer.h"
+#include "rewards/rule_set.h"
+#include "rl/grpo_trainer.h"
+#include "rollout/rollout_engine.h"
+
+namespace grpo {
+
+struct SampleConfig {
+  int64_t samples_per_prompt = 1;
+  SamplingParams sampling;
+  StopConditions stop;
+  int64_t batch_rows = 64;
+  uint64_t seed = 12345;  // prompt i uses seed + i, as grpo.eval and `grpo sample` do
+  int64_t reward_threads = 2;
+};
+
+// One record per completion, prompt by prompt and sample by sample: the dataset record's fields, then
+//   prompt, completion, finish_reason ("stop"/"length"), completion_tokens, prompt_index, sample_index
+// (these win over record fields of the same name) and, with rules, "rewards": {rule: value}, "reward":
+// the weighted total, and "reward_failures": {rule: message} for rules that failed on it.
+// `rules` may be null (no scoring). Throws what the rollout throws for a prompt that does not fit.
+std::vector<nlohmann::json> sample_dataset(CausalLM& model, const Tokenizer& tokenizer,
+                                           const std::vector<PromptExample>& prompts, const SampleConfig& config,
+                                           const rewards::RuleSet* rules);
+
+// Means over sample records: "reward", "reward/<rule>" (when scored) and "completion_length".
+std::map<std::string, double> sample_means(const std::vector<nlohmann::json>& samples);
+
+}  // namespace grpo
