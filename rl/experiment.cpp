@@ -11,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <set>
 #include <stdexcept>
@@ -24,6 +25,10 @@
 #include "rl/grpo_trainer.h"
 #include "rl/jsonl.h"
 #include "rl/pretrain.h"
+#include "rl/dataset_split.h"
+#include "rl/progress.h"
+#include "rl/sample_dataset.h"
+#include "rl/sft.h"
 #include "rl/run_directory.h"
 #include "rl/shuffled_cursor.h"
 #include "rl/train_checkpoint.h"
@@ -417,24 +422,6 @@ std::vector<PromptExample> stage_prompts(StageOptions& o, const Tokenizer& tok) 
 // Terminal output
 // ---------------------------------------------------------------------------------------------
 
-struct Progress {
-  std::string stage;
-  int64_t total;
-  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-  bool tty = isatty(fileno(stderr));
-
-  void update(int64_t done, const std::string& values) {
-    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    double eta = done > 0 ? elapsed / done * (total - done) : 0;
-    std::string line = fmt::format("[{}] {}/{} {} | {:.1f}s elapsed, ETA {:.0f}s", stage, done, total, values, elapsed, eta);
-    if (tty) {
-      fmt::print(stderr, "\r{:<120}", line);
-      if (done == total) fmt::print(stderr, "\n");
-    } else if (done == total || done % std::max<int64_t>(1, total / 10) == 0) {
-      fmt::print(stderr, "{}\n", line);
-    }
-  }
-};
 
 void save_model(CausalLM& model, const Tokenizer& tok, const std::string& dir) {
   save_checkpoint(model, dir);
@@ -519,10 +506,11 @@ int stage_pretrain(lua_State* L) {
   if (push_recorded_result(L, record)) return 1;
   Tokenizer tok = Tokenizer::from_file(model_dir);
   CausalLM model = load_checkpoint(model_dir);
-  Progress progress{"pretrain", c.steps};
+  StageProgress progress("pretrain", c.steps);
   double loss = pretrain(model, tok, docs, c, [&](const PretrainProgress& p) {
-    progress.update(p.step + 1, fmt::format("loss {:.3f} lr {:.2e} {:.0f} tok/s", p.loss, p.learning_rate, p.tokens_per_second));
+    progress.update(p.step + 1, {{"loss", p.loss}, {"lr", p.learning_rate}, {"tok/s", p.tokens_per_second}});
   });
+  progress.finish();
   if (writes_outputs(L)) save_model(model, tok, out);
   wait_for_outputs(L);
   record.mark_complete(out);
@@ -618,11 +606,12 @@ int stage_train(lua_State* L) {
     samples_file.open(samples_path, std::ios::app);
   }
 
-  Progress progress{"train", steps};
+  StageProgress progress("train", steps);
+  progress.start_at(trainer.steps_done());
   StepMetrics last;
   for (int64_t step = trainer.steps_done(); step < steps; ++step) {
     StepResult r = trainer.step(next_prompts(per_step), next_prompts);
-    for (const std::string& warning : r.warnings) fmt::print(stderr, "{}warning: {}\n", progress.tty ? "\n" : "", warning);
+    for (const std::string& warning : r.warnings) progress.note("warning: " + warning);
     json line(r.metrics);
     if (writes_outputs(L)) metrics_file << line.dump() << "\n" << std::flush;
     if (writes_outputs(L) && sample_every > 0 && step % sample_every == 0)
@@ -631,9 +620,11 @@ int stage_train(lua_State* L) {
                              {"advantage", s.advantage}, {"finish_reason", s.finish_reason}}
                             .dump()
                      << "\n";
-    auto get = [&](const char* k) { return r.metrics.count(k) ? r.metrics.at(k) : 0.0; };
-    progress.update(step + 1, fmt::format("reward {:.3f} acc {:.3f} kl {:.4f} len {:.1f} {:.0f} tok/s", get("reward"),
-                                          get("accuracy"), get("kl"), get("completion_length/mean"), get("tokens_per_second/rollout")));
+    ProgressValues shown;  // the metrics this run has (kl only with a reference model)
+    for (const auto& [name, label] : {std::pair<const char*, const char*>{"reward", "reward"}, {"accuracy", "accuracy"},
+                                      {"kl", "kl"}, {"completion_length/mean", "len"}, {"tokens_per_second/rollout", "tok/s"}})
+      if (r.metrics.count(name)) shown.push_back({label, r.metrics.at(name)});
+    progress.update(step + 1, shown);
     last = r.metrics;
     const int64_t done = step + 1;
     if (checkpoint_every > 0 && done % checkpoint_every == 0 && done < steps && writes_outputs(L)) {
@@ -649,6 +640,7 @@ int stage_train(lua_State* L) {
       record.mark_resumable();
     }
   }
+  progress.finish();
   if (writes_outputs(L)) save_model(trainer.policy(), tok, out);
   wait_for_outputs(L);
   record.mark_complete(out);
@@ -658,7 +650,8 @@ int stage_train(lua_State* L) {
 }
 
 int stage_eval(lua_State* L) {
-  StageOptions o(L, "eval", {"model", "data", "prompt", "rules", "n", "k", "temperature", "max_new_tokens", "stop", "seed"});
+  StageOptions o(L, "eval", {"model", "data", "prompt", "rules", "n", "k", "temperature", "top_p", "max_new_tokens", "stop",
+                            "seed"});
   std::string model_dir = o.required_string("model");
   Tokenizer tok = Tokenizer::from_file(model_dir);
   CausalLM model = load_checkpoint(model_dir);
@@ -669,6 +662,7 @@ int stage_eval(lua_State* L) {
   c.pass_k = {1, c.samples_per_prompt};
   if (o.has("k")) c.pass_k = {1, o.integer("k", 8)};
   c.sampling.temperature = o.number("temperature", 1.0);
+  c.sampling.top_p = o.number("top_p", 1.0);
   c.stop.max_new_tokens = o.integer("max_new_tokens", 256);
   if (tok.eos_id() >= 0) c.stop.stop_ids.push_back(tok.eos_id());
   if (o.has("stop")) c.stop.stop_strings.push_back(o.string("stop", ""));
@@ -686,6 +680,226 @@ int stage_eval(lua_State* L) {
     lua_setfield(L, -2, k.c_str());
   }
   return 1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data stages: sft, sample; dataset helpers
+// ---------------------------------------------------------------------------------------------
+
+// Each record's completion for SFT: the `completion` option as a template or a function of the record,
+// else the record's "completion" field.
+std::vector<std::string> stage_completions(StageOptions& o, const std::vector<PromptExample>& prompts) {
+  lua_State* L = o.lua();
+  const int type = o.push("completion");
+  std::vector<std::string> out;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const json& record = prompts[i].record;
+    if (type == LUA_TFUNCTION) {
+      lua_pushvalue(L, -1);
+      push_json(L, record);
+      lua_call(L, 1, 1);
+      if (!lua_isstring(L, -1)) luaL_error(L, "grpo.%s: the completion function must return a string", o.stage().c_str());
+      out.push_back(lua_tostring(L, -1));
+      lua_pop(L, 1);
+    } else if (type == LUA_TSTRING) {
+      out.push_back(fill_template(lua_tostring(L, -1), record));
+    } else if (record.contains("completion") && record["completion"].is_string()) {
+      out.push_back(record["completion"].get<std::string>());
+    } else {
+      luaL_error(L, "grpo.%s: record %d has no string \"completion\" field (or give a completion template or function)",
+                 o.stage().c_str(), static_cast<int>(i + 1));
+    }
+  }
+  lua_pop(L, 1);
+  return out;
+}
+
+// A stage that returns a path and a metrics table: what an earlier run into this directory recorded,
+// when the path still exists.
+bool push_recorded_pair(lua_State* L, const StageRecord& record, const char* path_key) {
+  if (!record.complete() || !record.result().is_object()) return false;
+  const json& result = record.result();
+  if (!result.contains(path_key) || !fs::exists(result[path_key].get<std::string>())) return false;
+  fmt::print(stderr, "[{}] finished in an earlier run ({})\n", record.stage(), record.path());
+  push_json(L, result[path_key]);
+  push_json(L, result.value("metrics", json::object()));
+  return true;
+}
+
+int stage_sft(lua_State* L) {
+  StageOptions o(L, "sft", {"model", "data", "prompt", "completion", "eos", "steps", "epochs", "batch_size", "max_len", "pack",
+                            "lr", "warmup", "min_lr_ratio", "weight_decay", "max_grad_norm", "seed", "out"});
+  const std::string model_dir = o.required_string("model");
+  const bool eos = o.boolean("eos", true);
+  const int completion_type = o.push("completion");
+  lua_pop(L, 1);
+  if (completion_type != LUA_TNIL && completion_type != LUA_TSTRING && completion_type != LUA_TFUNCTION)
+    o.type_error("completion", "a template or a function");
+  SftConfig c;
+  c.steps = o.integer("steps", 0);
+  c.epochs = o.integer("epochs", 1);
+  c.batch_size = o.integer("batch_size", 16);
+  c.max_len = o.integer("max_len", 512);
+  c.pack = o.boolean("pack", false);
+  c.lr = {o.number("lr", 1e-5), o.integer("warmup", 0), LrDecay::Cosine, 0, o.number("min_lr_ratio", 0.1)};
+  c.adamw.weight_decay = o.number("weight_decay", 0.0);
+  c.max_grad_norm = o.number("max_grad_norm", 1.0);
+  c.seed = static_cast<uint64_t>(o.integer("seed", 0));
+  const std::string out = output_path(L, o.string("out", "sft"));
+  StageRecord record = begin_stage(o);
+  if (push_recorded_pair(L, record, "model")) return 2;
+
+  Tokenizer tok = Tokenizer::from_file(model_dir);
+  CausalLM model = load_checkpoint(model_dir);
+  std::vector<PromptExample> prompts = stage_prompts(o, tok);
+  std::vector<std::string> completions = stage_completions(o, prompts);
+  if (prompts.empty()) luaL_error(L, "grpo.sft: no data");
+  std::vector<SftExample> examples;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    SftExample e{prompts[i].prompt_ids, tok.encode(completions[i], /*allow_special=*/false)};
+    if (eos && tok.eos_id() >= 0) e.completion_ids.push_back(tok.eos_id());
+    if (e.completion_ids.empty()) luaL_error(L, "grpo.sft: record %d has an empty completion", static_cast<int>(i + 1));
+    examples.push_back(std::move(e));
+  }
+  const int32_t pad = tok.pad_id() >= 0 ? tok.pad_id() : std::max(tok.eos_id(), 0);
+
+  fs::create_directories(out);
+  std::ofstream metrics_file(out + "/metrics.jsonl");
+  StageProgress progress("sft", sft_steps(c, examples.size()));
+  SftResult r = sft(model, examples, c, pad, [&](const SftProgress& p) {
+    metrics_file << json{{"step", p.step}, {"epoch", p.epoch}, {"loss", p.loss}, {"grad_norm", p.grad_norm},
+                         {"learning_rate", p.learning_rate}, {"completion_tokens", p.completion_tokens},
+                         {"tokens_per_second", p.tokens_per_second}, {"skipped", p.skipped}}
+                        .dump()
+                 << "\n";
+    progress.update(p.step + 1, {{"loss", p.loss}, {"lr", p.learning_rate}, {"tok/s", p.tokens_per_second}});
+  });
+  progress.finish();
+  if (!metrics_file.flush()) luaL_error(L, "grpo.sft: cannot write %s/metrics.jsonl", out.c_str());
+  if (r.truncated > 0)
+    fmt::print(stderr, "[sft] warning: {} example rows were longer than max_len = {} and were cut ({} left no completion token)\n",
+               r.truncated, c.max_len, r.dropped);
+  save_model(model, tok, out);
+  const json metrics = {{"loss", r.final_loss},       {"steps", r.steps},         {"completion_tokens", r.completion_tokens},
+                        {"truncated", r.truncated},   {"dropped", r.dropped},     {"skipped_updates", r.skipped_updates}};
+  record.mark_complete(json{{"model", out}, {"metrics", metrics}});
+  fmt::print(stderr, "[sft] final loss {:.4f} -> {}\n", r.final_loss, out);
+  lua_pushstring(L, out.c_str());
+  push_json(L, metrics);
+  return 2;
+}
+
+int stage_sample(lua_State* L) {
+  StageOptions o(L, "sample", {"model", "data", "prompt", "rules", "n", "temperature", "top_p", "top_k", "max_new_tokens",
+                               "stop", "seed", "out"});
+  const std::string model_dir = o.required_string("model");
+  const std::string rules_path = o.string("rules", "");
+  SampleConfig c;
+  c.samples_per_prompt = o.integer("n", 1);
+  c.sampling.temperature = o.number("temperature", 1.0);
+  c.sampling.top_p = o.number("top_p", 1.0);
+  c.sampling.top_k = o.integer("top_k", 0);
+  c.stop.max_new_tokens = o.integer("max_new_tokens", 256);
+  if (o.has("stop")) c.stop.stop_strings.push_back(o.string("stop", ""));
+  c.seed = static_cast<uint64_t>(o.integer("seed", 12345));
+  const std::string out = output_path(L, o.string("out", "samples.jsonl"));
+  StageRecord record = begin_stage(o);
+  if (record.complete() && fs::exists(out) && record.result().is_object()) {
+    fmt::print(stderr, "[sample] finished in an earlier run ({})\n", record.path());
+    lua_pushstring(L, out.c_str());
+    push_json(L, json(read_jsonl(out)));
+    push_json(L, record.result().value("metrics", json::object()));
+    return 3;
+  }
+
+  Tokenizer tok = Tokenizer::from_file(model_dir);
+  CausalLM model = load_checkpoint(model_dir);
+  if (tok.eos_id() >= 0) c.stop.stop_ids.push_back(tok.eos_id());
+  std::vector<PromptExample> prompts = stage_prompts(o, tok);
+  std::optional<rewards::RuleSet> rules;
+  if (!rules_path.empty()) rules = rewards::RuleSet::from_file(rules_path);
+  // Prompts in chunks that fill the rollout batch, so the progress line moves; prompt i keeps seed + i.
+  const size_t chunk = static_cast<size_t>(std::max<int64_t>(1, c.batch_rows / std::max<int64_t>(1, c.samples_per_prompt)));
+  const int64_t chunks = static_cast<int64_t>((prompts.size() + chunk - 1) / chunk);
+  StageProgress progress("sample", chunks);
+  std::vector<json> samples;
+  const auto start = std::chrono::steady_clock::now();
+  int64_t tokens = 0;
+  for (size_t first = 0; first < prompts.size(); first += chunk) {
+    std::vector<PromptExample> part(prompts.begin() + static_cast<std::ptrdiff_t>(first),
+                                    prompts.begin() + static_cast<std::ptrdiff_t>(std::min(prompts.size(), first + chunk)));
+    SampleConfig pc = c;
+    pc.seed = c.seed + first;
+    for (json& s : sample_dataset(model, tok, part, pc, rules ? &*rules : nullptr)) {
+      s["prompt_index"] = s["prompt_index"].get<int64_t>() + static_cast<int64_t>(first);
+      tokens += s["completion_tokens"].get<int64_t>();
+      samples.push_back(std::move(s));
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ProgressValues values;
+    if (rules) values.push_back({"reward", sample_means(samples)["reward"]});
+    values.push_back({"tok/s", tokens / std::max(seconds, 1e-9)});
+    progress.update(static_cast<int64_t>(first / chunk) + 1, values);
+  }
+  progress.finish();
+  const fs::path parent = fs::path(out).parent_path();
+  if (!parent.empty()) fs::create_directories(parent);
+  std::ofstream file(out);
+  for (const json& s : samples) file << s.dump() << "\n";
+  if (!file.flush()) luaL_error(L, "grpo.sample: cannot write %s", out.c_str());
+  const std::map<std::string, double> means = sample_means(samples);
+  record.mark_complete(json{{"samples", out}, {"metrics", json(means)}});
+  fmt::print(stderr, "[sample] {} completions of {} prompts -> {}\n", samples.size(), prompts.size(), out);
+  lua_pushstring(L, out.c_str());
+  push_json(L, json(samples));
+  push_json(L, json(means));
+  return 3;
+}
+
+// grpo.shuffle(list [, seed]): a new list, the same values in a deterministic order (dataset_split.h).
+int lua_shuffle(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  const uint64_t seed = static_cast<uint64_t>(luaL_optinteger(L, 2, 0));
+  const std::vector<size_t> order = shuffled_indices(lua_rawlen(L, 1), seed);
+  lua_createtable(L, static_cast<int>(order.size()), 0);
+  for (size_t k = 0; k < order.size(); ++k) {
+    lua_rawgeti(L, 1, static_cast<lua_Integer>(order[k] + 1));
+    lua_rawseti(L, -2, static_cast<lua_Integer>(k + 1));
+  }
+  return 1;
+}
+
+// grpo.split(list, {test = 0.1, seed = 0}) -> train, test: a shuffled split (a fraction or a count).
+int lua_split(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  double test = 0.1;
+  uint64_t seed = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+      const char* key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+      if (std::string(key) == "test") {
+        if (!lua_isnumber(L, -1)) luaL_error(L, "grpo.split: option \"test\" must be a number (a fraction or a count)");
+        test = lua_tonumber(L, -1);
+      } else if (std::string(key) == "seed") {
+        if (!lua_isinteger(L, -1)) luaL_error(L, "grpo.split: option \"seed\" must be an integer");
+        seed = static_cast<uint64_t>(lua_tointeger(L, -1));
+      } else {
+        luaL_error(L, "grpo.split: unknown option \"%s\" (the options are \"test\" and \"seed\")", key);
+      }
+      lua_pop(L, 1);
+    }
+  }
+  const IndexSplit split = split_indices(lua_rawlen(L, 1), test, seed);
+  for (const std::vector<size_t>* part : {&split.train, &split.test}) {
+    lua_createtable(L, static_cast<int>(part->size()), 0);
+    for (size_t k = 0; k < part->size(); ++k) {
+      lua_rawgeti(L, 1, static_cast<lua_Integer>((*part)[k] + 1));
+      lua_rawseti(L, -2, static_cast<lua_Integer>(k + 1));
+    }
+  }
+  return 2;
 }
 
 int lua_read_jsonl(lua_State* L) {
@@ -735,6 +949,10 @@ void run_experiment(const ExperimentOptions& options) {
                                        {"pretrain", guarded<stage_pretrain>},
                                        {"train", guarded<stage_train>},
                                        {"eval", guarded<stage_eval>},
+                                       {"sft", guarded<stage_sft>},
+                                       {"sample", guarded<stage_sample>},
+                                       {"shuffle", guarded<lua_shuffle>},
+                                       {"split", guarded<lua_split>},
                                        {"read_jsonl", guarded<lua_read_jsonl>},
                                        {"write_jsonl", guarded<lua_write_jsonl>},
                                        {nullptr, nullptr}};
