@@ -23,7 +23,7 @@ local m = grpo.init { config = { model_type = "qwen2", hidden_size = 32, interme
                                  num_attention_heads = 4, num_key_value_heads = 2 },
                       tokenizer = { chars = "abq012:" } }
 m = grpo.pretrain { model = m, data = corpus, steps = 5, batch_size = 4, seq_len = 16 }
-grpo.train { model = m, data = data, prompt = "q{question}:", rules = grpo.script_dir .. "/rules.lua", steps = 10,
+grpo.train { model = m, data = data, prompt = "q{question}:", rules = grpo.script_dir .. "/rules.lua", steps = 24,
              prompts_per_step = 2, group_size = 4, max_new_tokens = 3, lr = 1e-3, warmup = 3, kl_coef = 0.01,
              reference_reset_every = 3, epochs = 2, minibatches = 2, sample_every = 1, checkpoint_every = 2,
              keep_checkpoints = 2 }
@@ -32,13 +32,23 @@ LUA
 strip_timing() { sed -E 's/"(timing|tokens_per_second)\/[^"]*":[^,}]*,?//g' "$1"; }
 
 "$grpo" run "$dir/exp.lua" --out "$dir/a" 2> "$dir/log_a" || { cat "$dir/log_a"; fail "uninterrupted run failed"; }
-[ "$(wc -l < "$dir/a/train/metrics.jsonl")" -eq 10 ] || fail "uninterrupted run: expected 10 metric lines"
+[ "$(wc -l < "$dir/a/train/metrics.jsonl")" -eq 24 ] || fail "uninterrupted run: expected 24 metric lines"
 
-# Kill the second run once a checkpoint exists and it has logged steps past it.
+# Kill the second run once it has logged a step past one of its checkpoints. Any checkpoint will do
+# (keep_checkpoints removes the early ones), so the window is most of the run, not a few steps that a
+# loaded machine's polling could miss.
+past_a_checkpoint() {
+  local lines ck
+  lines=$(wc -l < "$dir/b/train/metrics.jsonl" 2>/dev/null) || return 1
+  for ck in "$dir/b/train/checkpoints"/step-*; do
+    [ -d "$ck" ] && [ "$lines" -gt "${ck##*step-}" ] && return 0
+  done
+  return 1
+}
 "$grpo" run "$dir/exp.lua" --out "$dir/b" 2> "$dir/log_b1" &
 pid=$!
 for _ in $(seq 1 1200); do
-  if [ -d "$dir/b/train/checkpoints/step-2" ] && [ "$(wc -l < "$dir/b/train/metrics.jsonl" 2>/dev/null || echo 0)" -ge 3 ]; then
+  if past_a_checkpoint; then
     kill -9 "$pid"
     break
   fi
