@@ -29,13 +29,18 @@ torch::Tensor DeepSeekMoeImpl::forward(const torch::Tensor& x, ForwardContext& c
   if (ctx.routing && ctx.routing->mode == RoutingTrace::Mode::Record)
     ctx.routing->experts.push_back(routing.experts.view({b, t, k}));
 
-  // Group (token, slot) pairs by expert so each expert runs once on all of its tokens.
+  // Group (token, slot) pairs by expert so each expert runs once on all of its tokens. Padding goes to
+  // no routed expert: its output is ignored anyway, and an expert that ran only on padding would get a
+  // zero but defined gradient, which AdamW turns into a momentum step whose presence would depend on
+  // how the batch happens to be padded (one process vs. data-parallel ranks, micro-batch layout).
+  const int64_t no_expert = moe_.n_routed_experts;  // sorts after every real expert
   torch::Tensor flat_experts = routing.experts.reshape({-1});  // [N*k]
+  if (valid.defined()) flat_experts = flat_experts.masked_fill(valid.repeat_interleave(k).logical_not(), no_expert);
   torch::Tensor order = flat_experts.argsort();
   torch::Tensor token_of_slot = order.div(k, "floor");           // token index of each sorted slot
   torch::Tensor weight_of_slot = routing.weights.reshape({-1}).index_select(0, order);
   std::vector<int64_t> counts(moe_.n_routed_experts);
-  torch::Tensor count_tensor = torch::bincount(flat_experts.cpu(), {}, moe_.n_routed_experts);
+  torch::Tensor count_tensor = torch::bincount(flat_experts.cpu(), {}, moe_.n_routed_experts + 1);
   std::copy_n(count_tensor.data_ptr<int64_t>(), moe_.n_routed_experts, counts.begin());
 
   torch::Tensor out = torch::zeros_like(flat);

@@ -205,3 +205,40 @@ TEST_CASE("sequence-wise balance loss equals alpha * sum_i f_i P_i (hand computa
   }
   CHECK(out.aux_loss.item<double>() == doctest::Approx(expected).epsilon(1e-5));
 }
+
+TEST_CASE("padding reaches no routed expert: an expert only padding was sent to gets no gradient") {
+  CausalLM model = test::tiny_model(test::kTinyDeepSeekV3, 8);
+  Tensor ids = torch::randint(0, 61, {2, 7}, torch::kLong);
+  Tensor mask = torch::ones({2, 7}, torch::kLong);
+  mask[1].narrow(0, 0, 3).fill_(0);  // row 1: three positions of left padding
+  // Real tokens go to experts 0 and 1, padding to 6 and 7, in both MoE layers.
+  RoutingTrace trace;
+  trace.mode = RoutingTrace::Mode::Replay;
+  for (int layer = 0; layer < 2; ++layer) {
+    Tensor experts = torch::tensor({int64_t{0}, int64_t{1}}).expand({2, 7, 2}).clone();
+    experts[1].narrow(0, 0, 3).copy_(torch::tensor({int64_t{6}, int64_t{7}}).expand({3, 2}));
+    trace.experts.push_back(experts);
+  }
+  ModelInputs in;
+  in.input_ids = ids;
+  in.attention_mask = mask;
+  in.routing = &trace;
+  Tensor logits = model->forward(in);  // [2, 7, V]
+  (logits * mask.unsqueeze(-1).to(logits.dtype())).sum().backward();
+  int reached = 0, padding_only = 0;
+  for (const auto& p : model->named_parameters()) {
+    const std::string& name = p.key();
+    if (name.find(".experts.0.") != std::string::npos || name.find(".experts.1.") != std::string::npos) {
+      ++reached;
+      REQUIRE(p.value().grad().defined());
+      CHECK(p.value().grad().abs().sum().item<double>() > 0);
+    }
+    if (name.find(".experts.6.") != std::string::npos || name.find(".experts.7.") != std::string::npos) {
+      ++padding_only;
+      INFO(name);
+      CHECK_FALSE(p.value().grad().defined());
+    }
+  }
+  CHECK(reached == 2 * 2 * 3);  // 2 layers x 2 experts x {gate, up, down}
+  CHECK(padding_only == 2 * 2 * 3);
+}
