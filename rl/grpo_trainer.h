@@ -25,20 +25,13 @@
 #include "rl/lr_schedule.h"
 #include "rl/optimizer.h"
 #include "rl/overlong_penalty.h"
+#include "rl/prompt_example.h"
 #include "rl/training_warnings.h"
 #include "rollout/rollout_engine.h"
 
 namespace grpo {
 
 class Distributed;  // rl/distributed.h
-
-// One prompt of the dataset: the text the policy sees (already templated), its ids, and the record the
-// reward rules read (answer, tests, ...).
-struct PromptExample {
-  std::string prompt;
-  std::vector<int32_t> prompt_ids;
-  nlohmann::json record = nlohmann::json::object();
-};
 
 struct GrpoConfig {
   int64_t group_size = 8;  // G samples per prompt

@@ -42,4 +42,12 @@ LUA
 if "$grpo" run "$dir/bad.lua" --out "$dir/bad" 2> "$dir/err"; then fail "unknown option accepted"; fi
 grep -q 'unknown option "sed" (did you mean "seed"?)' "$dir/err" || fail "unclear error: $(cat "$dir/err")"
 grep -q 'bad.lua:1' "$dir/err" || fail "error does not name the script line: $(cat "$dir/err")"
+
+# A record without a prompt, and no prompt option: the error names the record and the field.
+cat > "$dir/no_prompt.lua" <<LUA
+grpo.eval { model = "$dir/run/init", data = { { prompt = "q1:" }, { question = "2" } }, rules = "$dir/rules.lua", n = 1 }
+LUA
+if "$grpo" run "$dir/no_prompt.lua" --out "$dir/no_prompt" 2> "$dir/err"; then fail "a record without a prompt accepted"; fi
+grep -q 'grpo.eval: record 2 has no string "prompt" field (or give a prompt template or function)' "$dir/err" ||
+  fail "unclear error: $(cat "$dir/err")"
 echo ok

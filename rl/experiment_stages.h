@@ -1,0 +1,32 @@
+#pragma once
+// The functions behind the `grpo` table of an experiment script (rl/experiment.h lists the API), one
+// per stage or helper, as Lua C functions: argument 1 is the options table (rl/stage_options.h), the
+// results are pushed. They may throw; run_experiment wraps each so that exceptions become Lua errors
+// carrying the script's file and line.
+#include <lua.hpp>
+
+#include <string>
+
+#include "policy/causal_lm.h"
+#include "policy/tokenizer/tokenizer.h"
+
+namespace grpo {
+
+// rl/model_stages.cpp
+int stage_init(lua_State* L);      // grpo.init{config, tokenizer, seed, out} -> model dir
+int stage_pretrain(lua_State* L);  // grpo.pretrain{model, data, ...} -> model dir
+int stage_train(lua_State* L);     // grpo.train{model, data, prompt, rules, ...} -> model dir (GRPO)
+int stage_eval(lua_State* L);      // grpo.eval{model, data, prompt, rules, n, ...} -> metrics table
+
+// rl/data_stages.cpp
+int stage_sft(lua_State* L);       // grpo.sft{model, data, prompt, completion, ...} -> model dir, metrics
+int stage_sample(lua_State* L);    // grpo.sample{model, data, prompt, rules, n, ...} -> path, samples, metrics
+int lua_shuffle(lua_State* L);     // grpo.shuffle(list [, seed]) -> list
+int lua_split(lua_State* L);       // grpo.split(list, {test, seed}) -> train, test
+int lua_read_jsonl(lua_State* L);  // grpo.read_jsonl(path) -> list
+int lua_write_jsonl(lua_State* L); // grpo.write_jsonl(path, list) -> path
+
+// A model directory as every stage writes it: the HF checkpoint and the tokenizer.json.
+void save_model(CausalLM& model, const Tokenizer& tok, const std::string& dir);
+
+}  // namespace grpo
