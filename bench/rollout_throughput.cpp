@@ -59,7 +59,7 @@ Rate copy_bandwidth() {
 // Greedy generation that re-runs the full sequence for every new token (no cache); only the last
 // position is projected to the vocabulary, as a sensible uncached loop would.
 Rate naive_tokens_per_second(CausalLM& model, int64_t batch, int64_t prompt_len, int64_t new_tokens) {
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference;  // as the engine runs
   torch::Tensor ids = torch::randint(3, model->config().vocab_size, {batch, prompt_len}, torch::kLong);
   Timer t;
   for (int64_t i = 0; i < new_tokens; ++i) {

@@ -66,7 +66,7 @@ RolloutEngine::RolloutEngine(CausalLM model, const Tokenizer* tokenizer, Rollout
 }
 
 std::vector<Completion> RolloutEngine::generate(const std::vector<PromptRequest>& requests) {
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference;
   const bool was_training = model_->is_training();
   model_->eval();
   stats_ = {};
