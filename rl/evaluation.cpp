@@ -19,22 +19,10 @@ double pass_at_k(int64_t n, int64_t c, int64_t k) {
 
 std::map<std::string, double> evaluate(CausalLM& model, const Tokenizer& tokenizer, const rewards::RuleSet& rules,
                                        const std::vector<PromptExample>& prompts, const EvalConfig& config) {
-  RolloutOptions ro;
-  ro.sampling = config.sampling;
-  ro.stop = config.stop;
-  ro.max_batch_rows = config.batch_rows;
-  RolloutEngine engine(model, &tokenizer, ro);
-  std::vector<PromptRequest> requests;
-  for (size_t i = 0; i < prompts.size(); ++i)
-    requests.push_back({prompts[i].prompt_ids, config.samples_per_prompt, config.seed + i});
-  std::vector<Completion> completions = engine.generate(requests);
-
+  const std::vector<Completion> completions = sample_prompts(model, tokenizer, prompts, config);
   rewards::ScorerPool pool(rules, static_cast<int>(config.reward_threads));
   std::vector<rewards::Sample> samples;
-  for (const Completion& c : completions) {
-    const PromptExample& p = prompts[c.request_index];
-    samples.push_back({p.prompt, c.text, p.record, static_cast<int64_t>(c.completion_ids.size()), to_string(c.finish_reason)});
-  }
+  for (const Completion& c : completions) samples.push_back(reward_input(prompts[c.request_index], c));
   std::vector<rewards::SampleScore> scores = pool.score(samples);
 
   const std::vector<rewards::RuleSpec>& specs = pool.rule_set().rules();

@@ -10,19 +10,15 @@
 #include "policy/causal_lm.h"
 #include "policy/tokenizer/tokenizer.h"
 #include "rewards/rule_set.h"
-#include "rl/grpo_trainer.h"
-#include "rollout/rollout_engine.h"
+#include "rl/prompt_example.h"
+#include "rl/sample_dataset.h"
 
 namespace grpo {
 
-struct EvalConfig {
-  int64_t samples_per_prompt = 8;
+// What to sample (sample_dataset.h: prompt i is seeded with seed + i) and which pass@k to report.
+struct EvalConfig : SampleConfig {
+  EvalConfig() { samples_per_prompt = 8; }
   std::vector<int64_t> pass_k = {1, 8};
-  SamplingParams sampling;
-  StopConditions stop;
-  int64_t batch_rows = 64;
-  uint64_t seed = 12345;
-  int64_t reward_threads = 2;
 };
 
 // Unbiased pass@k from n samples with c correct (k <= n).

@@ -12,6 +12,7 @@
 
 #include "policy/token_logprobs.h"
 #include "rl/data_parallel.h"
+#include "rl/sample_dataset.h"
 #include "rl/sequence_batch.h"
 
 namespace grpo {
@@ -19,14 +20,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-struct ScoredGroup {
-  const PromptExample* example = nullptr;
-  std::vector<Completion> completions;
-  std::vector<rewards::SampleScore> scores;  // total includes the overlong penalty, when on
-  std::vector<double> overlong_penalties;
-  bool zero_variance = false;
-};
 
 void add_mean_std(StepMetrics& m, const std::string& name, const std::vector<double>& values) {
   if (values.empty()) return;
@@ -69,6 +62,23 @@ OverlongPenalty GrpoTrainer::overlong_penalty() const {
   return {config_.stop.max_new_tokens, config_.overlong_buffer, config_.overlong_penalty};
 }
 
+// The G samples of one prompt with their scores (the total includes the overlong penalty, when on).
+struct GrpoTrainer::ScoredGroup {
+  const PromptExample* example = nullptr;
+  std::vector<Completion> completions;
+  std::vector<rewards::SampleScore> scores;
+  std::vector<double> overlong_penalties;
+  bool zero_variance = false;
+};
+
+// What the rollout phase of a step produced on this rank.
+struct GrpoTrainer::SampledGroups {
+  std::vector<ScoredGroup> groups;  // in prompt order, refills last
+  std::deque<PromptExample> refills;  // the prompts dynamic sampling added (a deque keeps pointers stable)
+  double rollout_seconds = 0, reward_seconds = 0;
+  int64_t generated_tokens = 0, refill_rounds = 0;
+};
+
 StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const PromptSource& more_prompts) {
   StepResult result;
   StepMetrics& m = result.metrics;
@@ -77,40 +87,70 @@ StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const Pr
     reference_->reset_to(policy_);
   for (MoeRouter& router : policy_->routers()) router->reset_load();
 
-  // 1. Rollout and rewards, refilling zero-variance groups when dynamic sampling is on.
-  const bool replay = config_.routing_replay && policy_->config().has_moe();
+  // 1. Rollout and rewards: this rank's share of the prompts (data parallel), G samples each.
+  const RankShare share = rank_share(static_cast<int64_t>(prompts.size()), config_.distributed);
+  SampledGroups sampled = sample_groups(prompts, share, more_prompts);
+  // 2. Reward metrics over everything sampled, on every rank the whole batch's.
+  result.warnings = add_reward_metrics(sampled, m);
+  // 3. Group-relative advantages of the groups the update uses.
+  std::vector<const ScoredGroup*> kept;
+  for (const ScoredGroup& g : sampled.groups)
+    if (!(config_.drop_zero_variance_groups && g.zero_variance) && kept.size() < prompts.size()) kept.push_back(&g);
+  std::vector<const Completion*> completions;
+  const std::vector<double> advantages = advantages_of(kept, completions, m);
+  result.samples = sample_log(sampled, kept, advantages, share.begin);
+  // 4. Policy update.
+  auto t = Clock::now();
+  const double skipped = completions.empty() ? 0.0 : policy_update(completions, advantages, m);
+  const double update_seconds = seconds_since(t);
+  result.skipped = skipped > 0;
+  consecutive_skips_ = result.skipped ? consecutive_skips_ + 1 : 0;
+  // 5. MoE load balance over the step (rollout and training forwards), then the optional bias update.
+  balance_experts(m);
+
+  m["timing/rollout"] = sampled.rollout_seconds;
+  m["timing/reward"] = sampled.reward_seconds;
+  m["timing/update"] = update_seconds;
+  m["timing/step"] = seconds_since(step_start);
+  m["tokens_per_second/rollout"] = sampled.rollout_seconds > 0 ? sampled.generated_tokens / sampled.rollout_seconds : 0;
+  if (config_.distributed) reduce_rank_local_metrics(m, *config_.distributed);
+  m["step"] = static_cast<double>(step_);
+  ++step_;
+  if (consecutive_skips_ >= config_.max_consecutive_skips)
+    throw std::runtime_error(fmt::format("train: {} steps in a row had a non-finite loss or gradient (last: grad_norm={}, "
+                                         "pg_loss={}); lower the learning rate or check the rewards",
+                                         consecutive_skips_, m["grad_norm"], m["pg_loss"]));
+  return result;
+}
+
+GrpoTrainer::SampledGroups GrpoTrainer::sample_groups(const std::vector<PromptExample>& prompts, const RankShare& share,
+                                                      const PromptSource& more_prompts) {
   RolloutOptions ro;
   ro.sampling = config_.sampling;
   ro.stop = config_.stop;
   ro.max_batch_rows = config_.rollout_batch_rows;
-  ro.record_experts = replay;
+  ro.record_experts = config_.routing_replay && policy_->config().has_moe();
   RolloutEngine engine(policy_, &tokenizer_, ro);
 
-  std::deque<PromptExample> extra;  // refill prompts, owned here (a deque keeps pointers stable)
+  SampledGroups out;
   std::vector<const PromptExample*> todo;
-  // Data parallel: this rank samples its share of the prompts, with the seeds of their global indices.
-  const RankShare share = rank_share(static_cast<int64_t>(prompts.size()), config_.distributed);
   for (int64_t i = share.begin; i < share.end; ++i) todo.push_back(&prompts[i]);
-  std::vector<ScoredGroup> groups;
-  double rollout_seconds = 0, reward_seconds = 0;
-  int64_t generated_tokens = 0, prompt_counter = share.begin, informative = 0, rounds = 0;
+  // Seeds follow the global prompt index, so ranks together sample what one process samples.
+  int64_t prompt_counter = share.begin, informative = 0;
   while (!todo.empty()) {
     auto t = Clock::now();
     std::vector<PromptRequest> requests;
     for (const PromptExample* p : todo)
       requests.push_back({p->prompt_ids, config_.group_size, mix_seeds(mix_seeds(config_.seed, static_cast<uint64_t>(step_)), prompt_counter++)});
     std::vector<Completion> completions = engine.generate(requests);
-    rollout_seconds += seconds_since(t);
-    generated_tokens += engine.stats().generated_tokens;
+    out.rollout_seconds += seconds_since(t);
+    out.generated_tokens += engine.stats().generated_tokens;
 
     t = Clock::now();
     std::vector<rewards::Sample> samples;
-    for (const Completion& c : completions) {
-      const PromptExample& p = *todo[c.request_index];
-      samples.push_back({p.prompt, c.text, p.record, static_cast<int64_t>(c.completion_ids.size()), to_string(c.finish_reason)});
-    }
+    for (const Completion& c : completions) samples.push_back(reward_input(*todo[c.request_index], c));
     std::vector<rewards::SampleScore> scores = scorer_->score(samples);
-    reward_seconds += seconds_since(t);
+    out.reward_seconds += seconds_since(t);
 
     for (size_t g = 0; g < todo.size(); ++g) {
       ScoredGroup group;
@@ -127,26 +167,30 @@ StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const Pr
       group.zero_variance = std::all_of(group.scores.begin(), group.scores.end(),
                                         [&](const rewards::SampleScore& s) { return s.total == group.scores[0].total; });
       informative += !group.zero_variance;
-      groups.push_back(std::move(group));
+      out.groups.push_back(std::move(group));
     }
     todo.clear();
+    // DAPO dynamic sampling: zero-variance groups carry no signal; sample more prompts in their place.
     const int64_t wanted = static_cast<int64_t>(prompts.size());
-    if (!config_.drop_zero_variance_groups || informative >= wanted || rounds >= config_.max_refill_rounds || !more_prompts) break;
-    ++rounds;
-    std::vector<PromptExample> more = more_prompts(wanted - informative);
-    for (PromptExample& p : more) {
-      extra.push_back(std::move(p));
-      todo.push_back(&extra.back());
+    if (!config_.drop_zero_variance_groups || informative >= wanted || out.refill_rounds >= config_.max_refill_rounds ||
+        !more_prompts)
+      break;
+    ++out.refill_rounds;
+    for (PromptExample& p : more_prompts(wanted - informative)) {
+      out.refills.push_back(std::move(p));
+      todo.push_back(&out.refills.back());
     }
   }
+  return out;
+}
 
-  // 2. Reward metrics over everything sampled; the update uses the kept groups.
+std::vector<std::string> GrpoTrainer::add_reward_metrics(const SampledGroups& sampled, StepMetrics& m) {
   const std::vector<rewards::RuleSpec>& rules = scorer_->rule_set().rules();
   std::vector<double> totals, lengths, penalties;
   std::vector<std::vector<double>> per_rule(rules.size());
   int64_t truncated = 0, zero_variance = 0;
   bool all_rewards_zero = true;
-  for (const ScoredGroup& g : groups) {
+  for (const ScoredGroup& g : sampled.groups) {
     zero_variance += g.zero_variance;
     for (size_t s = 0; s < g.completions.size(); ++s) {
       totals.push_back(g.scores[s].total);
@@ -157,7 +201,7 @@ StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const Pr
       for (size_t r = 0; r < rules.size(); ++r) per_rule[r].push_back(g.scores[s].rules[r].value);
     }
   }
-  int64_t sampled_groups = static_cast<int64_t>(groups.size());
+  int64_t sampled_groups = static_cast<int64_t>(sampled.groups.size());
   if (Distributed* dist = config_.distributed) {  // the whole batch's samples, in global prompt order
     totals = dist->all_gather(totals);
     lengths = dist->all_gather(lengths);
@@ -179,85 +223,66 @@ StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const Pr
   m["completions/truncated_fraction"] = static_cast<double>(truncated) / lengths.size();
   m["frac_reward_zero_std"] = static_cast<double>(zero_variance) / sampled_groups;
   m["groups/sampled"] = static_cast<double>(sampled_groups);
-  m["groups/refill_rounds"] = static_cast<double>(rounds);
+  m["groups/refill_rounds"] = static_cast<double>(sampled.refill_rounds);
   if (config_.overlong_buffer > 0) add_mean_std(m, "rewards/overlong_penalty", penalties);
-  result.warnings = monitor_.observe({step_, all_rewards_zero, m["completions/truncated_fraction"], config_.stop.max_new_tokens,
-                                      sampled_groups, zero_variance});
+  std::vector<std::string> warnings = monitor_.observe(
+      {step_, all_rewards_zero, m["completions/truncated_fraction"], config_.stop.max_new_tokens, sampled_groups, zero_variance});
   monitor_.add_metrics(m);
+  return warnings;
+}
 
-  std::vector<const ScoredGroup*> kept;
-  for (const ScoredGroup& g : groups)
-    if (!(config_.drop_zero_variance_groups && g.zero_variance) && kept.size() < prompts.size()) kept.push_back(&g);
-
-  // 3. Group-relative advantages.
-  std::vector<double> rewards_kept;
+std::vector<double> GrpoTrainer::advantages_of(const std::vector<const ScoredGroup*>& kept,
+                                               std::vector<const Completion*>& completions, StepMetrics& m) const {
+  std::vector<double> rewards_kept, advantages;
   std::vector<int64_t> group_ids;
-  std::vector<const Completion*> completions;
   for (size_t g = 0; g < kept.size(); ++g)
     for (size_t s = 0; s < kept[g]->completions.size(); ++s) {
       rewards_kept.push_back(kept[g]->scores[s].total);
       group_ids.push_back(static_cast<int64_t>(g));
       completions.push_back(&kept[g]->completions[s]);
     }
-  std::vector<double> advantages;
-  if (!completions.empty()) {
-    GroupAdvantages adv = group_advantages(torch::tensor(rewards_kept, torch::kDouble), torch::tensor(group_ids, torch::kLong),
-                                           config_.advantages);
-    advantages.assign(adv.advantages.data_ptr<double>(), adv.advantages.data_ptr<double>() + adv.advantages.numel());
-    add_mean_std(m, "advantages", config_.distributed ? config_.distributed->all_gather(advantages) : advantages);
-  }
+  if (completions.empty()) return advantages;
+  GroupAdvantages adv = group_advantages(torch::tensor(rewards_kept, torch::kDouble), torch::tensor(group_ids, torch::kLong),
+                                         config_.advantages);
+  advantages.assign(adv.advantages.data_ptr<double>(), adv.advantages.data_ptr<double>() + adv.advantages.numel());
+  add_mean_std(m, "advantages", config_.distributed ? config_.distributed->all_gather(advantages) : advantages);
+  return advantages;
+}
 
-  // Samples for the log: every sampled completion with its scores.
+std::vector<ScoredSample> GrpoTrainer::sample_log(const SampledGroups& sampled, const std::vector<const ScoredGroup*>& kept,
+                                                  const std::vector<double>& advantages, int64_t first_prompt) const {
+  const std::vector<rewards::RuleSpec>& rules = scorer_->rule_set().rules();
+  std::vector<ScoredSample> log;
   size_t kept_index = 0;
-  for (const ScoredGroup& g : groups) {
-    const bool is_kept = kept_index < kept.size() && kept[kept_index] == &g;
-    for (size_t s = 0; s < g.completions.size(); ++s) {
+  for (size_t g = 0; g < sampled.groups.size(); ++g) {
+    const ScoredGroup& group = sampled.groups[g];
+    const bool is_kept = kept_index < kept.size() && kept[kept_index] == &group;
+    for (size_t s = 0; s < group.completions.size(); ++s) {
       ScoredSample out;
-      out.prompt_index = share.begin + static_cast<int64_t>(&g - &groups[0]);
-      out.prompt = g.example->prompt;
-      out.completion = g.completions[s].text;
-      out.reward = g.scores[s].total;
-      out.advantage = is_kept ? advantages[kept_index * g.completions.size() + s] : 0.0;
-      for (size_t r = 0; r < rules.size(); ++r) out.rule_values.push_back({rules[r].name, g.scores[s].rules[r].value});
-      out.finish_reason = to_string(g.completions[s].finish_reason);
-      out.completion_tokens = static_cast<int64_t>(g.completions[s].completion_ids.size());
-      result.samples.push_back(std::move(out));
+      out.prompt_index = first_prompt + static_cast<int64_t>(g);
+      out.prompt = group.example->prompt;
+      out.completion = group.completions[s].text;
+      out.reward = group.scores[s].total;
+      out.advantage = is_kept ? advantages[kept_index * group.completions.size() + s] : 0.0;
+      for (size_t r = 0; r < rules.size(); ++r) out.rule_values.push_back({rules[r].name, group.scores[s].rules[r].value});
+      out.finish_reason = to_string(group.completions[s].finish_reason);
+      out.completion_tokens = static_cast<int64_t>(group.completions[s].completion_ids.size());
+      log.push_back(std::move(out));
     }
     kept_index += is_kept;
   }
-  if (config_.distributed) result.samples = all_gather(result.samples, *config_.distributed);
+  return config_.distributed ? all_gather(log, *config_.distributed) : log;
+}
 
-  // 4. Policy update.
-  auto t = Clock::now();
-  double skipped = completions.empty() ? 0.0 : policy_update(completions, advantages, m);
-  const double update_seconds = seconds_since(t);
-  result.skipped = skipped > 0;
-  consecutive_skips_ = result.skipped ? consecutive_skips_ + 1 : 0;
-
-  // 5. MoE load balance over the step (rollout + training forwards), then the optional bias update.
+void GrpoTrainer::balance_experts(StepMetrics& m) {
   std::vector<MoeRouter> routers = policy_->routers();
-  if (!routers.empty()) {
-    double imbalance = 0;
-    if (config_.distributed)  // the whole batch's load: metric, and bias updates that agree on every rank
-      for (MoeRouter& r : routers) config_.distributed->all_reduce({r->load()}, Reduction::Sum);
-    for (MoeRouter& r : routers) imbalance += (r->load().max() / r->load().mean().clamp_min(1e-9)).item<double>();
-    m["moe/load_imbalance"] = imbalance / routers.size();  // max/mean expert load, averaged over layers
-    if (config_.router_bias_update > 0) policy_->update_routing_biases(config_.router_bias_update);
-  }
-
-  m["timing/rollout"] = rollout_seconds;
-  m["timing/reward"] = reward_seconds;
-  m["timing/update"] = update_seconds;
-  m["timing/step"] = seconds_since(step_start);
-  m["tokens_per_second/rollout"] = rollout_seconds > 0 ? generated_tokens / rollout_seconds : 0;
-  if (config_.distributed) reduce_rank_local_metrics(m, *config_.distributed);
-  m["step"] = static_cast<double>(step_);
-  ++step_;
-  if (consecutive_skips_ >= config_.max_consecutive_skips)
-    throw std::runtime_error(fmt::format("train: {} steps in a row had a non-finite loss or gradient (last: grad_norm={}, "
-                                         "pg_loss={}); lower the learning rate or check the rewards",
-                                         consecutive_skips_, m["grad_norm"], m["pg_loss"]));
-  return result;
+  if (routers.empty()) return;
+  double imbalance = 0;
+  if (config_.distributed)  // the whole batch's load: metric, and bias updates that agree on every rank
+    for (MoeRouter& r : routers) config_.distributed->all_reduce({r->load()}, Reduction::Sum);
+  for (MoeRouter& r : routers) imbalance += (r->load().max() / r->load().mean().clamp_min(1e-9)).item<double>();
+  m["moe/load_imbalance"] = imbalance / routers.size();  // max/mean expert load, averaged over layers
+  if (config_.router_bias_update > 0) policy_->update_routing_biases(config_.router_bias_update);
 }
 
 double GrpoTrainer::policy_update(const std::vector<const Completion*>& completions, const std::vector<double>& advantages,

@@ -32,6 +32,7 @@
 namespace grpo {
 
 class Distributed;  // rl/distributed.h
+struct RankShare;  // rl/data_parallel.h
 
 struct GrpoConfig {
   int64_t group_size = 8;  // G samples per prompt
@@ -127,7 +128,18 @@ class GrpoTrainer {
   void restore_counters(const nlohmann::json& counters);
 
  private:
+  struct ScoredGroup;
+  struct SampledGroups;
   OverlongPenalty overlong_penalty() const;
+  // The phases of step(), in order.
+  SampledGroups sample_groups(const std::vector<PromptExample>& prompts, const RankShare& share,
+                              const PromptSource& more_prompts);
+  std::vector<std::string> add_reward_metrics(const SampledGroups& sampled, StepMetrics& m);  // returns new warnings
+  std::vector<double> advantages_of(const std::vector<const ScoredGroup*>& kept, std::vector<const Completion*>& completions,
+                                    StepMetrics& m) const;
+  std::vector<ScoredSample> sample_log(const SampledGroups& sampled, const std::vector<const ScoredGroup*>& kept,
+                                       const std::vector<double>& advantages, int64_t first_prompt) const;
+  void balance_experts(StepMetrics& m);
   double policy_update(const std::vector<const Completion*>& completions, const std::vector<double>& advantages,
                        StepMetrics& metrics);
 

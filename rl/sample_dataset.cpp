@@ -1,12 +1,13 @@
 #include "rl/sample_dataset.h"
 
+#include <algorithm>
+
 #include "rewards/scorer_pool.h"
 
 namespace grpo {
 
-std::vector<nlohmann::json> sample_dataset(CausalLM& model, const Tokenizer& tokenizer,
-                                           const std::vector<PromptExample>& prompts, const SampleConfig& config,
-                                           const rewards::RuleSet* rules) {
+std::vector<Completion> sample_prompts(CausalLM& model, const Tokenizer& tokenizer, const std::vector<PromptExample>& prompts,
+                                       const SampleConfig& config) {
   RolloutOptions ro;
   ro.sampling = config.sampling;
   ro.stop = config.stop;
@@ -19,6 +20,17 @@ std::vector<nlohmann::json> sample_dataset(CausalLM& model, const Tokenizer& tok
   std::stable_sort(completions.begin(), completions.end(), [](const Completion& a, const Completion& b) {
     return a.request_index != b.request_index ? a.request_index < b.request_index : a.sample_index < b.sample_index;
   });
+  return completions;
+}
+
+rewards::Sample reward_input(const PromptExample& p, const Completion& c) {
+  return {p.prompt, c.text, p.record, static_cast<int64_t>(c.completion_ids.size()), to_string(c.finish_reason)};
+}
+
+std::vector<nlohmann::json> sample_dataset(CausalLM& model, const Tokenizer& tokenizer,
+                                           const std::vector<PromptExample>& prompts, const SampleConfig& config,
+                                           const rewards::RuleSet* rules) {
+  const std::vector<Completion> completions = sample_prompts(model, tokenizer, prompts, config);
 
   std::vector<nlohmann::json> out;
   std::vector<rewards::Sample> to_score;
@@ -32,8 +44,7 @@ std::vector<nlohmann::json> sample_dataset(CausalLM& model, const Tokenizer& tok
     r["prompt_index"] = c.request_index;
     r["sample_index"] = c.sample_index;
     out.push_back(std::move(r));
-    if (rules)
-      to_score.push_back({p.prompt, c.text, p.record, static_cast<int64_t>(c.completion_ids.size()), to_string(c.finish_reason)});
+    if (rules) to_score.push_back(reward_input(p, c));
   }
   if (rules && !out.empty()) {
     rewards::ScorerPool pool(*rules, static_cast<int>(config.reward_threads));

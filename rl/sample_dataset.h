@@ -12,7 +12,7 @@
 #include "policy/causal_lm.h"
 #include "policy/tokenizer/tokenizer.h"
 #include "rewards/rule_set.h"
-#include "rl/grpo_trainer.h"
+#include "rl/prompt_example.h"
 #include "rollout/rollout_engine.h"
 
 namespace grpo {
@@ -25,6 +25,14 @@ struct SampleConfig {
   uint64_t seed = 12345;  // prompt i uses seed + i, as grpo.eval and `grpo sample` do
   int64_t reward_threads = 2;
 };
+
+// n completions of every prompt, sorted by prompt, then sample. Prompt i is seeded with seed + i, so its
+// samples do not depend on which other prompts share its batch.
+std::vector<Completion> sample_prompts(CausalLM& model, const Tokenizer& tokenizer, const std::vector<PromptExample>& prompts,
+                                       const SampleConfig& config);
+
+// What a reward rule sees of completion `c` of prompt `p`.
+rewards::Sample reward_input(const PromptExample& p, const Completion& c);
 
 // One record per completion, prompt by prompt and sample by sample: the dataset record's fields, then
 //   prompt, completion, finish_reason ("stop"/"length"), completion_tokens, prompt_index, sample_index
