@@ -2,13 +2,40 @@
 # from a Python torch install: pass -DCMAKE_PREFIX_PATH=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)').
 find_package(Torch REQUIRED)
 find_package(fmt REQUIRED)
+# Header-only fmt, for builds against a LibTorch that carries fmt headers of its own (a Python torch's
+# include folder may): whichever fmt headers come first then also provide the implementation, so no
+# object is compiled against one fmt version and linked to another. scripts/gpu_build turns it on.
+option(GRPO_FMT_HEADER_ONLY "Use fmt header-only" OFF)
+add_library(grpo_fmt INTERFACE)
+if(GRPO_FMT_HEADER_ONLY)
+  target_link_libraries(grpo_fmt INTERFACE fmt::fmt-header-only)
+else()
+  target_link_libraries(grpo_fmt INTERFACE fmt::fmt)
+endif()
 find_package(nlohmann_json REQUIRED)
 find_package(doctest REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(Threads REQUIRED)
-find_package(PkgConfig REQUIRED)
-pkg_check_modules(LUA REQUIRED IMPORTED_TARGET lua5.4)
-pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+# Lua 5.4 and PCRE2 through pkg-config where there is one; a GPU machine that got them as unpacked .deb
+# files (scripts/gpu_build) may have no pkg-config, so plain header and library searches stand in.
+find_package(PkgConfig)
+add_library(grpo_lua INTERFACE)
+add_library(grpo_pcre2 INTERFACE)
+if(PKG_CONFIG_FOUND)
+  pkg_check_modules(LUA REQUIRED IMPORTED_TARGET lua5.4)
+  pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+  target_link_libraries(grpo_lua INTERFACE PkgConfig::LUA)
+  target_link_libraries(grpo_pcre2 INTERFACE PkgConfig::PCRE2)
+else()
+  find_path(GRPO_LUA_INCLUDE_DIR lua.hpp PATH_SUFFIXES lua5.4 REQUIRED)
+  find_library(GRPO_LUA_LIBRARY NAMES lua5.4 REQUIRED)
+  find_path(GRPO_PCRE2_INCLUDE_DIR pcre2.h REQUIRED)
+  find_library(GRPO_PCRE2_LIBRARY NAMES pcre2-8 REQUIRED)
+  target_include_directories(grpo_lua INTERFACE ${GRPO_LUA_INCLUDE_DIR})
+  target_link_libraries(grpo_lua INTERFACE ${GRPO_LUA_LIBRARY})
+  target_include_directories(grpo_pcre2 INTERFACE ${GRPO_PCRE2_INCLUDE_DIR})
+  target_link_libraries(grpo_pcre2 INTERFACE ${GRPO_PCRE2_LIBRARY})
+endif()
 
 # LibTorch's exported flags (e.g. the C++11 ABI switch) must reach every target that includes its headers.
 separate_arguments(GRPO_TORCH_FLAGS UNIX_COMMAND "${TORCH_CXX_FLAGS}")
