@@ -229,43 +229,49 @@ double Distributed::sum(double value) {
   return v[0];
 }
 
+// Where each rank's part lies in a gather of parts of these sizes (in rank order).
+struct Distributed::GatherLayout {
+  std::vector<size_t> sizes;  // per rank
+  size_t offset = 0;          // of this rank's part
+  size_t total = 0;
+};
+
+Distributed::GatherLayout Distributed::gather_layout(size_t size) {
+  std::vector<double> counts(options_.world_size, 0.0);
+  counts[options_.rank] = static_cast<double>(size);
+  all_reduce(counts, Reduction::Sum);
+  GatherLayout layout;
+  for (int r = 0; r < options_.world_size; ++r) {
+    if (r == options_.rank) layout.offset = layout.total;
+    layout.sizes.push_back(static_cast<size_t>(counts[r]));
+    layout.total += layout.sizes.back();
+  }
+  return layout;
+}
+
 // Both gathers place each rank's data in its own slot of a zero buffer and sum: x + 0 is exact, and
 // ranks may contribute different lengths (which Gloo's allgather does not allow).
 std::vector<double> Distributed::all_gather(const std::vector<double>& values) {
   if (!group_) return values;
-  std::vector<double> counts(options_.world_size, 0.0);
-  counts[options_.rank] = static_cast<double>(values.size());
-  all_reduce(counts, Reduction::Sum);
-  size_t offset = 0, total = 0;
-  for (int r = 0; r < options_.world_size; ++r) {
-    if (r == options_.rank) offset = total;
-    total += static_cast<size_t>(counts[r]);
-  }
-  std::vector<double> all(total, 0.0);
-  std::copy(values.begin(), values.end(), all.begin() + offset);
+  const GatherLayout layout = gather_layout(values.size());
+  std::vector<double> all(layout.total, 0.0);
+  std::copy(values.begin(), values.end(), all.begin() + static_cast<std::ptrdiff_t>(layout.offset));
   all_reduce(all, Reduction::Sum);
   return all;
 }
 
 std::vector<std::string> Distributed::all_gather(const std::string& text) {
   if (!group_) return {text};
-  std::vector<double> counts(options_.world_size, 0.0);
-  counts[options_.rank] = static_cast<double>(text.size());
-  all_reduce(counts, Reduction::Sum);
-  int64_t offset = 0, total = 0;
-  for (int r = 0; r < options_.world_size; ++r) {
-    if (r == options_.rank) offset = total;
-    total += static_cast<int64_t>(counts[r]);
-  }
-  at::Tensor bytes = at::zeros({std::max<int64_t>(total, 1)}, at::kByte);
-  std::copy(text.begin(), text.end(), bytes.data_ptr<uint8_t>() + offset);
+  const GatherLayout layout = gather_layout(text.size());
+  at::Tensor bytes = at::zeros({static_cast<int64_t>(std::max<size_t>(layout.total, 1))}, at::kByte);
+  std::copy(text.begin(), text.end(), bytes.data_ptr<uint8_t>() + layout.offset);
   all_reduce(std::vector<at::Tensor>{bytes}, Reduction::Sum);
   std::vector<std::string> out;
   const char* data = reinterpret_cast<const char*>(bytes.data_ptr<uint8_t>());
-  int64_t begin = 0;
-  for (int r = 0; r < options_.world_size; ++r) {
-    out.emplace_back(data + begin, static_cast<size_t>(counts[r]));
-    begin += static_cast<int64_t>(counts[r]);
+  size_t begin = 0;
+  for (size_t size : layout.sizes) {
+    out.emplace_back(data + begin, size);
+    begin += size;
   }
   return out;
 }

@@ -75,6 +75,9 @@ class Distributed {
 
  private:
   struct Group;  // the c10d objects, defined in distributed.cpp
+  // Every rank's part size of a gather, and where this rank's part goes (one all-reduce).
+  struct GatherLayout;
+  GatherLayout gather_layout(size_t size);
   DistributedOptions options_;
   std::unique_ptr<Group> group_;
 };
