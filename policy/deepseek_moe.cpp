@@ -1,5 +1,9 @@
 #include "policy/deepseek_moe.h"
 
+#include <algorithm>
+#include <utility>
+#include <vector>
+
 namespace grpo {
 
 DeepSeekMoeImpl::DeepSeekMoeImpl(const ModelConfig& c, int64_t moe_index) : moe_(c.moe), moe_index_(moe_index) {
@@ -29,6 +33,23 @@ torch::Tensor DeepSeekMoeImpl::forward(const torch::Tensor& x, ForwardContext& c
   if (ctx.routing && ctx.routing->mode == RoutingTrace::Mode::Record)
     ctx.routing->experts.push_back(routing.experts.view({b, t, k}));
 
+  torch::Tensor out = torch::zeros_like(flat);
+  // Without autograd (rollout, reference) results accumulate in place; with it, out-of-place keeps
+  // every intermediate for the backward pass.
+  const bool in_place = !torch::GradMode::is_enabled();
+  const bool balance_loss = moe_.aux_loss_alpha > 0 && is_training();
+  if (in_place && b * t == 1 && !balance_loss) {
+    // One token (batch-1 decoding, never padding): its top_k experts directly, without the grouping
+    // below, summed in expert order as the grouped path sums them.
+    torch::Tensor chosen = routing.experts.cpu().contiguous();
+    std::vector<std::pair<int64_t, int64_t>> slots;  // (expert, slot)
+    for (int64_t j = 0; j < k; ++j) slots.push_back({chosen.data_ptr<int64_t>()[j], j});
+    std::sort(slots.begin(), slots.end());
+    for (const auto& [expert, slot] : slots) out.add_(expert_modules_[expert](flat) * routing.weights.select(1, slot));
+    if (shared_experts) out.add_(shared_experts(flat));
+    return out.view({b, t, h});
+  }
+
   // Group (token, slot) pairs by expert so each expert runs once on all of its tokens. Padding goes to
   // no routed expert: its output is ignored anyway, and an expert that ran only on padding would get a
   // zero but defined gradient, which AdamW turns into a momentum step whose presence would depend on
@@ -43,10 +64,6 @@ torch::Tensor DeepSeekMoeImpl::forward(const torch::Tensor& x, ForwardContext& c
   torch::Tensor count_tensor = torch::bincount(flat_experts.cpu(), {}, moe_.n_routed_experts + 1);
   std::copy_n(count_tensor.data_ptr<int64_t>(), moe_.n_routed_experts, counts.begin());
 
-  torch::Tensor out = torch::zeros_like(flat);
-  // Without autograd (rollout, reference) results accumulate in place; with it, out-of-place keeps
-  // every intermediate for the backward pass.
-  const bool in_place = !torch::GradMode::is_enabled();
   int64_t start = 0;
   for (int64_t e = 0; e < moe_.n_routed_experts; ++e) {
     if (counts[e] == 0) continue;
@@ -57,7 +74,7 @@ torch::Tensor DeepSeekMoeImpl::forward(const torch::Tensor& x, ForwardContext& c
   }
   if (shared_experts) out = out + shared_experts(flat);
 
-  if (moe_.aux_loss_alpha > 0 && is_training()) {
+  if (balance_loss) {
     torch::Tensor loss = sequence_balance_loss(routing, ctx.token_mask, b, t);
     ctx.aux_loss = ctx.aux_loss.defined() ? ctx.aux_loss + loss : loss;
   }

@@ -80,6 +80,28 @@ TEST_CASE("incremental decoding with the KV cache equals the full forward") {
   }
 }
 
+TEST_CASE("one row decoding alone (the MoE layer's direct path) equals the full forward") {
+  for (const char* json : {test::kTinyDeepSeekV3, test::kTinyDeepSeekV2}) {
+    CausalLM model = test::tiny_model(json, 4, torch::kDouble);
+    CAPTURE(model->config().model_type);
+    torch::NoGradGuard no_grad;  // the direct path is taken without autograd only
+    Tensor ids = torch::randint(0, 61, {1, 9}, torch::kLong);
+    Tensor expected = full_logits(model, ids, torch::ones({1, 9}, torch::kLong));
+    KVCache cache = model->new_cache(1, 9);
+    ModelInputs prefill;
+    prefill.input_ids = ids.narrow(1, 0, 3);
+    prefill.cache = &cache;
+    std::vector<Tensor> steps = {model->forward(prefill)};
+    for (int64_t t = 3; t < 9; ++t) {
+      ModelInputs step;
+      step.input_ids = ids.narrow(1, t, 1);
+      step.cache = &cache;
+      steps.push_back(model->forward(step));
+    }
+    CHECK(test::max_relative_error(torch::cat(steps, 1), expected) < 1e-10);
+  }
+}
+
 TEST_CASE("MLA decodes from the latent cache alone, matching the naive path") {
   CausalLM model = test::tiny_model(test::kTinyDeepSeekV3, 4, torch::kDouble);
   const ModelConfig& c = model->config();
