@@ -19,7 +19,7 @@ struct RoutingTrace {
 };
 
 struct ForwardContext {
-  RopeAngles rope;           // [B, T, 1, rope_dim/2]
+  RopeAngles rope;           // [B, T, 1, rope_dim]
   torch::Tensor mask;        // [B, 1, T, S] bool: query t may attend key s (causal and not padding)
   torch::Tensor token_mask;  // [B, T] bool: real tokens of this forward (not padding)
   KVCache* cache = nullptr;  // appended to when set

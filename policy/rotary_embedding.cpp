@@ -1,6 +1,7 @@
 #include "policy/rotary_embedding.h"
 
 #include <cmath>
+#include <vector>
 
 namespace grpo {
 namespace {
@@ -64,22 +65,27 @@ RopeAngles RotaryEmbedding::angles(const torch::Tensor& position_ids, torch::Sca
   torch::Tensor inv_freq = inv_freq_.to(position_ids.device(), compute);
   torch::Tensor freqs = position_ids.to(compute).unsqueeze(-1) * inv_freq;  // [B, T, dim/2]
   freqs = freqs.unsqueeze(2);                                               // [B, T, 1, dim/2]
-  return {(freqs.cos() * attention_factor_).to(dtype), (freqs.sin() * attention_factor_).to(dtype)};
+  torch::Tensor cos = (freqs.cos() * attention_factor_).to(dtype), sin = (freqs.sin() * attention_factor_).to(dtype);
+  if (layout_ == RopeLayout::RotateHalf)
+    return {torch::cat({cos, cos}, -1), torch::cat({-sin, sin}, -1)};
+  // Interleaved: pair i is (x[2i], x[2i+1]), as in DeepSeek's complex-number form.
+  return {torch::stack({cos, cos}, -1).flatten(-2), torch::stack({-sin, sin}, -1).flatten(-2)};
 }
 
 torch::Tensor RotaryEmbedding::apply(const torch::Tensor& x, const RopeAngles& a) const {
-  const int64_t half = x.size(-1) / 2;
+  // x' = x·cos + partner(x)·signed_sin: for a pair (u, v), (u cos − v sin, v cos + u sin), bit for bit
+  // what the two-line rotation gives (u − v·s equals u + v·(−s) in IEEE arithmetic).
+  const int64_t dim = x.size(-1), half = dim / 2;
+  torch::Tensor partner;
   if (layout_ == RopeLayout::RotateHalf) {
-    torch::Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
-    return torch::cat({x1 * a.cos - x2 * a.sin, x2 * a.cos + x1 * a.sin}, -1);
+    partner = torch::cat({x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+  } else {
+    std::vector<int64_t> pairs = x.sizes().vec();
+    pairs.back() = half;
+    pairs.push_back(2);
+    partner = x.reshape(pairs).flip(-1).reshape(x.sizes());
   }
-  // Interleaved: pairs (x[2i], x[2i+1]) rotate together, as in DeepSeek's complex-number form.
-  std::vector<int64_t> pair_shape = x.sizes().vec();
-  pair_shape.back() = half;
-  pair_shape.push_back(2);
-  torch::Tensor pairs = x.reshape(pair_shape);  // [..., dim/2, 2]
-  torch::Tensor even = pairs.select(-1, 0), odd = pairs.select(-1, 1);
-  return torch::stack({even * a.cos - odd * a.sin, even * a.sin + odd * a.cos}, -1).flatten(-2);
+  return x * a.cos + partner * a.signed_sin;
 }
 
 }  // namespace grpo

@@ -13,9 +13,14 @@ torch::Tensor rope_inverse_frequencies(const RopeConfig& rope, int64_t dim);
 // Factor applied to cos and sin (YaRN's attention temperature on the rotated part; 1 otherwise).
 double rope_attention_factor(const RopeConfig& rope);
 
+// The angles of one forward, laid out for the configured pairing so that a rotation is
+//   x' = x · cos + partner(x) · signed_sin
+// with partner(x) the other member of each rotated pair (x[2i] <-> x[2i+1] interleaved, x[i] <-> x[i +
+// dim/2] rotate-half) and signed_sin = -sin on a pair's first member, +sin on its second. Computed once
+// per forward and shared by every layer; an application is then six small ops.
 struct RopeAngles {
-  torch::Tensor cos;  // [B, T, 1, dim/2]
-  torch::Tensor sin;  // [B, T, 1, dim/2]
+  torch::Tensor cos;         // [B, T, 1, dim]
+  torch::Tensor signed_sin;  // [B, T, 1, dim]
 };
 
 class RotaryEmbedding {
