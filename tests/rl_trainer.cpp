@@ -1,6 +1,10 @@
 // The GRPO trainer end to end: real rollouts, real Lua rules, real updates.
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
 #include "policy/tokenizer/tokenizer.h"
 #include "policy_test_models.h"
 #include "rl/grpo_trainer.h"
@@ -149,4 +153,37 @@ return { { name = "accuracy", rule = function(s)
   MESSAGE("mean reward: first step " << first << ", last three steps " << last);
   CHECK(first < 0.3);
   CHECK(last > 0.8);
+}
+
+TEST_CASE("a non-finite loss skips the update and is counted; K such steps in a row stop training, saying so") {
+  Fixture f;
+  CausalLM model = f.model(test::kTinyQwen2, 4);
+  // A reference whose weights are NaN: its log-probs, the KL term and so the loss are NaN while the
+  // policy itself (and its rollouts) stay finite.
+  ReferenceModel reference = ReferenceModel::copy_of(model);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : reference.model()->parameters()) p.fill_(std::numeric_limits<float>::quiet_NaN());
+  }
+  GrpoConfig g = f.config();
+  g.objective.policy.kl_coef = 0.1;
+  g.max_consecutive_skips = 3;
+  GrpoTrainer trainer(model, f.tok, rewards::RuleSet::from_source(kStartsWithA, "starts_with_a.lua"), g, std::move(reference));
+  std::vector<Tensor> before;
+  for (const Tensor& p : trainer.policy()->parameters()) before.push_back(p.detach().clone());
+  for (int s = 0; s < 2; ++s) {
+    StepResult r = trainer.step(f.prompts);
+    CHECK(r.skipped);
+    CHECK(r.metrics.at("train/skipped_updates") == 1);
+    CHECK(r.metrics.at("train/optimizer_steps") == 0);
+    CHECK(std::isnan(r.metrics.at("grad_norm")));
+  }
+  const std::vector<Tensor> after = trainer.policy()->parameters();
+  for (size_t i = 0; i < before.size(); ++i) CHECK(torch::equal(before[i], after[i]));  // no update was applied
+  try {
+    trainer.step(f.prompts);
+    FAIL("a third non-finite step in a row did not stop training");
+  } catch (const std::runtime_error& e) {
+    CHECK(std::string(e.what()).find("3 steps in a row had a non-finite loss or gradient") != std::string::npos);
+  }
 }
