@@ -16,6 +16,25 @@ Tensor full_logits(CausalLM& model, const Tensor& ids, const Tensor& mask = {}) 
   return model->forward(in);
 }
 
+// Logits of `ids` fed through `cache`: the first `prefill` positions at once, then one token at a time
+// (`mask` may be undefined: no padding).
+Tensor cached_logits(CausalLM& model, const Tensor& ids, const Tensor& mask, int64_t prefill, KVCache& cache) {
+  auto mask_upto = [&](int64_t n) { return mask.defined() ? mask.narrow(1, 0, n) : Tensor(); };
+  ModelInputs first;
+  first.input_ids = ids.narrow(1, 0, prefill);
+  first.attention_mask = mask_upto(prefill);
+  first.cache = &cache;
+  std::vector<Tensor> steps = {model->forward(first)};
+  for (int64_t t = prefill; t < ids.size(1); ++t) {
+    ModelInputs step;
+    step.input_ids = ids.narrow(1, t, 1);
+    step.attention_mask = mask_upto(t + 1);
+    step.cache = &cache;
+    steps.push_back(model->forward(step));
+  }
+  return torch::cat(steps, 1);
+}
+
 }  // namespace
 
 TEST_CASE("causality: tokens after position t do not change logits up to t") {
@@ -60,20 +79,8 @@ TEST_CASE("incremental decoding with the KV cache equals the full forward") {
 
     // Prefill 4 positions into a cache smaller than needed (it must grow), then one token at a time.
     KVCache cache = model->new_cache(3, 5);
-    ModelInputs prefill;
-    prefill.input_ids = ids.narrow(1, 0, 4);
-    prefill.attention_mask = mask.narrow(1, 0, 4);
-    prefill.cache = &cache;
-    std::vector<Tensor> steps = {model->forward(prefill)};
-    for (int64_t t = 4; t < 10; ++t) {
-      ModelInputs step;
-      step.input_ids = ids.narrow(1, t, 1);
-      step.attention_mask = mask.narrow(1, 0, t + 1);
-      step.cache = &cache;
-      steps.push_back(model->forward(step));
-    }
+    Tensor got = cached_logits(model, ids, mask, 4, cache);
     CHECK(cache.length() == 10);
-    Tensor got = torch::cat(steps, 1);
     // Compare real positions only (padding rows attend nowhere).
     Tensor real = mask.to(torch::kBool);
     CHECK(test::max_relative_error(got.index({real}), expected.index({real})) < 1e-5);
@@ -88,17 +95,7 @@ TEST_CASE("one row decoding alone (the MoE layer's direct path) equals the full 
     Tensor ids = torch::randint(0, 61, {1, 9}, torch::kLong);
     Tensor expected = full_logits(model, ids, torch::ones({1, 9}, torch::kLong));
     KVCache cache = model->new_cache(1, 9);
-    ModelInputs prefill;
-    prefill.input_ids = ids.narrow(1, 0, 3);
-    prefill.cache = &cache;
-    std::vector<Tensor> steps = {model->forward(prefill)};
-    for (int64_t t = 3; t < 9; ++t) {
-      ModelInputs step;
-      step.input_ids = ids.narrow(1, t, 1);
-      step.cache = &cache;
-      steps.push_back(model->forward(step));
-    }
-    CHECK(test::max_relative_error(torch::cat(steps, 1), expected) < 1e-10);
+    CHECK(test::max_relative_error(cached_logits(model, ids, {}, 3, cache), expected) < 1e-10);
   }
 }
 
