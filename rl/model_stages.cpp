@@ -254,11 +254,8 @@ int stage_train(lua_State* L) {
 int stage_eval(lua_State* L) {
   StageOptions o(L, "eval", {"model", "data", "prompt", "rules", "n", "k", "temperature", "top_p", "max_new_tokens", "stop",
                             "seed"});
-  std::string model_dir = o.required_string("model");
-  Tokenizer tok = Tokenizer::from_file(model_dir);
-  CausalLM model = load_checkpoint(model_dir);
-  std::vector<PromptExample> prompts = stage_prompts(o, tok);
-  rewards::RuleSet rules = rewards::RuleSet::from_file(o.required_string("rules"));
+  const std::string model_dir = o.required_string("model");
+  const std::string rules_path = o.required_string("rules");
   EvalConfig c;
   c.samples_per_prompt = o.integer("n", 8);
   c.pass_k = {1, c.samples_per_prompt};
@@ -266,11 +263,16 @@ int stage_eval(lua_State* L) {
   c.sampling.temperature = o.number("temperature", 1.0);
   c.sampling.top_p = o.number("top_p", 1.0);
   c.stop.max_new_tokens = o.integer("max_new_tokens", 256);
-  if (tok.eos_id() >= 0) c.stop.stop_ids.push_back(tok.eos_id());
   if (o.has("stop")) c.stop.stop_strings.push_back(o.string("stop", ""));
   c.seed = static_cast<uint64_t>(o.integer("seed", 12345));
   StageRecord record = begin_stage(o);
-  if (push_recorded_result(L, record)) return 1;
+  if (push_recorded_result(L, record)) return 1;  // a finished evaluation loads nothing
+
+  Tokenizer tok = Tokenizer::from_file(model_dir);
+  CausalLM model = load_checkpoint(model_dir);
+  if (tok.eos_id() >= 0) c.stop.stop_ids.push_back(tok.eos_id());
+  std::vector<PromptExample> prompts = stage_prompts(o, tok);
+  rewards::RuleSet rules = rewards::RuleSet::from_file(rules_path);
   std::map<std::string, double> m = evaluate(model, tok, rules, prompts, c);
   record.mark_complete(json(m));
   std::string line;
