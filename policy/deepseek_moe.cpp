@@ -20,36 +20,26 @@ DeepSeekMoeImpl::DeepSeekMoeImpl(const ModelConfig& c, int64_t moe_index) : moe_
 
 torch::Tensor DeepSeekMoeImpl::forward(const torch::Tensor& x, ForwardContext& ctx) {
   const int64_t b = x.size(0), t = x.size(1), h = x.size(2), k = moe_.num_experts_per_tok;
-  torch::Tensor flat = x.reshape({b * t, h});  // [N, H]
-
-  torch::Tensor replay;
-  if (ctx.routing && ctx.routing->mode == RoutingTrace::Mode::Replay) {
-    TORCH_CHECK(moe_index_ < static_cast<int64_t>(ctx.routing->experts.size()),
-                "routing replay: trace has ", ctx.routing->experts.size(), " MoE layers, layer ", moe_index_, " needed");
-    replay = ctx.routing->experts[moe_index_].reshape({b * t, k});
-  }
+  const bool replaying = ctx.routing && ctx.routing->mode == RoutingTrace::Mode::Replay;
+  const bool recording = ctx.routing && ctx.routing->mode == RoutingTrace::Mode::Record;
   torch::Tensor valid = ctx.token_mask.defined() ? ctx.token_mask.reshape({b * t}) : torch::Tensor();
-  Routing routing = gate(flat, replay, valid);
-  if (ctx.routing && ctx.routing->mode == RoutingTrace::Mode::Record)
-    ctx.routing->experts.push_back(routing.experts.view({b, t, k}));
-
-  torch::Tensor out = torch::zeros_like(flat);
   // Without autograd (rollout, reference) results accumulate in place; with it, out-of-place keeps
   // every intermediate for the backward pass.
   const bool in_place = !torch::GradMode::is_enabled();
   const bool balance_loss = moe_.aux_loss_alpha > 0 && is_training();
-  if (in_place && b * t == 1 && !balance_loss) {
-    // One token (batch-1 decoding, never padding): its top_k experts directly, without the grouping
-    // below, summed in expert order as the grouped path sums them.
-    torch::Tensor chosen = routing.experts.cpu().contiguous();
-    std::vector<std::pair<int64_t, int64_t>> slots;  // (expert, slot)
-    for (int64_t j = 0; j < k; ++j) slots.push_back({chosen.data_ptr<int64_t>()[j], j});
-    std::sort(slots.begin(), slots.end());
-    for (const auto& [expert, slot] : slots) out.add_(expert_modules_[expert](flat) * routing.weights.select(1, slot));
-    if (shared_experts) out.add_(shared_experts(flat));
-    return out.view({b, t, h});
-  }
+  if (in_place && b * t == 1 && x.is_cpu() && !replaying && !balance_loss) return forward_token(x, valid, ctx);
 
+  torch::Tensor flat = x.reshape({b * t, h});  // [N, H]
+  torch::Tensor replay;
+  if (replaying) {
+    TORCH_CHECK(moe_index_ < static_cast<int64_t>(ctx.routing->experts.size()),
+                "routing replay: trace has ", ctx.routing->experts.size(), " MoE layers, layer ", moe_index_, " needed");
+    replay = ctx.routing->experts[moe_index_].reshape({b * t, k});
+  }
+  Routing routing = gate(flat, replay, valid);
+  if (recording) ctx.routing->experts.push_back(routing.experts.view({b, t, k}));
+
+  torch::Tensor out = torch::zeros_like(flat);
   // Group (token, slot) pairs by expert so each expert runs once on all of its tokens. Padding goes to
   // no routed expert: its output is ignored anyway, and an expert that ran only on padding would get a
   // zero but defined gradient, which AdamW turns into a momentum step whose presence would depend on
@@ -79,6 +69,21 @@ torch::Tensor DeepSeekMoeImpl::forward(const torch::Tensor& x, ForwardContext& c
     ctx.aux_loss = ctx.aux_loss.defined() ? ctx.aux_loss + loss : loss;
   }
   return out.view({b, t, h});
+}
+
+torch::Tensor DeepSeekMoeImpl::forward_token(const torch::Tensor& x, const torch::Tensor& valid, ForwardContext& ctx) {
+  // One token (batch-1 decoding): routed on the host, then its top_k experts run directly on the
+  // [hidden] vector, summed in expert order as the grouped path sums them.
+  torch::Tensor token = x.reshape({x.size(-1)});  // [H]
+  TokenRoute route = gate->route_token(token, !valid.defined() || valid.item<bool>());
+  if (ctx.routing) ctx.routing->experts.push_back(torch::tensor(route.experts, torch::kLong).view({1, 1, -1}));
+  std::vector<std::pair<int64_t, double>> chosen;  // (expert, weight)
+  for (size_t j = 0; j < route.experts.size(); ++j) chosen.push_back({route.experts[j], route.weights[j]});
+  std::sort(chosen.begin(), chosen.end());
+  torch::Tensor out = torch::zeros_like(token);
+  for (const auto& [expert, weight] : chosen) out.add_(expert_modules_[expert](token), weight);
+  if (shared_experts) out.add_(shared_experts(token));
+  return out.view(x.sizes());
 }
 
 torch::Tensor DeepSeekMoeImpl::sequence_balance_loss(const Routing& routing, const torch::Tensor& token_mask,

@@ -26,6 +26,8 @@ class DeepSeekMoeImpl : public torch::nn::Module {
   SwiGluMlp shared_experts{nullptr};
 
  private:
+  // The path for a single token without autograd on the CPU. x: [1, 1, H], valid: [1] or undefined.
+  torch::Tensor forward_token(const torch::Tensor& x, const torch::Tensor& valid, ForwardContext& ctx);
   torch::Tensor sequence_balance_loss(const Routing& routing, const torch::Tensor& token_mask, int64_t batch,
                                       int64_t length) const;
 

@@ -7,6 +7,7 @@
 
 #include "policy/kv_cache.h"
 #include "policy/rotary_embedding.h"
+#include "policy/scalar_constant.h"
 
 namespace grpo {
 
@@ -20,7 +21,8 @@ struct RoutingTrace {
 
 struct ForwardContext {
   RopeAngles rope;           // [B, T, 1, rope_dim]
-  torch::Tensor mask;        // [B, 1, T, S] bool: query t may attend key s (causal and not padding)
+  torch::Tensor blocked;     // [B, 1, T, S] bool: key s is hidden from query t (future or padding);
+                             // undefined when nothing is hidden (a decode step without padding)
   torch::Tensor token_mask;  // [B, T] bool: real tokens of this forward (not padding)
   KVCache* cache = nullptr;  // appended to when set
   int64_t past = 0;          // positions already in the cache
@@ -28,11 +30,16 @@ struct ForwardContext {
   torch::Tensor aux_loss;    // summed MoE balance loss of this forward (undefined when none)
 };
 
-// softmax(scores · scale, masked) · values with scores in float32 (float64 for float64 inputs).
-// q: [B, G, R, T, D] keys: [B, G, 1, S, D] values: [B, G, 1, S, Dv] mask: broadcastable to
-// [B, G, R, T, S]. G groups share one key/value head (GQA), R query heads per group.
-// Returns [B, G, R, T, Dv]. Fully masked rows (padding queries) give finite, ignorable outputs.
+// softmax(scores · scale, blocked keys excluded) · values with scores in float32 (float64 for float64
+// inputs). q: [B, G, R, T, D] keys: [B, G, 1, S, D] values: [B, G, 1, S, Dv] blocked: bool,
+// broadcastable to [B, G, R, T, S], or undefined (every key visible). G groups share one key/value head (GQA), R query heads per group.
+// Returns [B, G, R, T, Dv]. Fully blocked rows (padding queries) give finite, ignorable outputs.
 torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                               const torch::Tensor& mask, double scale);
+                               const torch::Tensor& blocked, const ScalarConstant& scale);
+
+// ctx.blocked laid out for masked_attention's [B, G, R, T, S] (undefined stays undefined).
+inline torch::Tensor blocked_for_groups(const ForwardContext& ctx) {
+  return ctx.blocked.defined() ? ctx.blocked.unsqueeze(1) : ctx.blocked;
+}
 
 }  // namespace grpo

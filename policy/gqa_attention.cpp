@@ -38,7 +38,7 @@ torch::Tensor GqaAttentionImpl::forward(const torch::Tensor& x, ForwardContext& 
   torch::Tensor qg = q.view({b, t, kv_heads_, group, head_dim_}).permute({0, 2, 3, 1, 4});
   torch::Tensor kg = k.unsqueeze(2);
   torch::Tensor vg = v.unsqueeze(2);
-  torch::Tensor out = masked_attention(qg, kg, vg, ctx.mask.unsqueeze(1), scale_);  // [B, Hkv, group, T, D]
+  torch::Tensor out = masked_attention(qg, kg, vg, blocked_for_groups(ctx), scale_);  // [B, Hkv, group, T, D]
   out = out.permute({0, 3, 1, 2, 4}).reshape({b, t, heads_ * head_dim_});
   return project(o_proj, out);
 }

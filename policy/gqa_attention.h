@@ -4,6 +4,8 @@
 // q/k/v bias (Qwen2). Tensor names follow transformers: q_proj, k_proj, v_proj, o_proj.
 #include <torch/torch.h>
 
+#include "policy/scalar_constant.h"
+
 #include "policy/forward_context.h"
 #include "policy/model_config.h"
 
@@ -18,7 +20,7 @@ class GqaAttentionImpl : public torch::nn::Module {
 
  private:
   int64_t layer_index_, heads_, kv_heads_, head_dim_;
-  double scale_;
+  ScalarConstant scale_;
   RotaryEmbedding rope_;
 };
 TORCH_MODULE(GqaAttention);

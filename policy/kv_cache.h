@@ -2,7 +2,9 @@
 // KVCache: what incremental decoding keeps per layer so each new token attends to the past without
 // recomputing it. GQA layers keep rotated keys and values per KV head; MLA layers keep only the
 // normalised compressed latent c_kv and the shared rotated key k_pe (kv_lora_rank + qk_rope_head_dim
-// values per token and layer, independent of the number of heads: the point of MLA).
+// values per token and layer, independent of the number of heads: the point of MLA), side by side in
+// one [B, capacity, kv_lora_rank + qk_rope_head_dim] tensor, so that decoding scores its queries
+// against the cache as it lies, with no per-step concatenation of the whole cache.
 //
 // Storage is preallocated for `capacity` positions and grows geometrically when exceeded. All rows
 // share one length; rows of different prompt lengths are left-padded and masked by the caller's
@@ -25,11 +27,12 @@ class KVCache {
   int64_t capacity() const { return capacity_; }
   bool is_latent() const { return latent_; }
 
-  // Writes the T new entries of `layer` at positions [length, length + T) and returns all cached
-  // entries (views, S = length + T). GQA: first/second = keys/values given as [B, T, n_kv, head_dim],
-  // returned as [B, n_kv, S, head_dim]; MLA: first/second = latent [B, T, kv_lora_rank] / rope key
-  // [B, T, qk_rope_head_dim], returned as [B, S, ...].
-  std::pair<torch::Tensor, torch::Tensor> append(int64_t layer, const torch::Tensor& first, const torch::Tensor& second);
+  // GQA: writes the T new keys and values of `layer`, given as [B, T, n_kv, head_dim], at positions
+  // [length, length + T) and returns all cached ones as views [B, n_kv, S, head_dim], S = length + T.
+  std::pair<torch::Tensor, torch::Tensor> append(int64_t layer, const torch::Tensor& keys, const torch::Tensor& values);
+  // MLA: writes latent [B, T, kv_lora_rank] and rope key [B, T, qk_rope_head_dim] and returns all
+  // cached positions as one view [B, S, kv_lora_rank + qk_rope_head_dim] (latent first).
+  torch::Tensor append_latent(int64_t layer, const torch::Tensor& latent, const torch::Tensor& rope_key);
   // Commits the positions appended by every layer in this forward.
   void advance(int64_t new_tokens);
 
@@ -52,14 +55,18 @@ class KVCache {
 
  private:
   void grow(int64_t needed);
+  // Checks layer and batch of an append of `entries` ([B, T, ...]) and grows the storage to fit it.
+  void prepare_append(int64_t layer, const torch::Tensor& entries);
 
   int64_t batch_;
   int64_t capacity_;
   int64_t length_ = 0;
   bool latent_;
-  int64_t position_dim_;  // the storage dimension that indexes positions: 1 (MLA) or 2 (GQA)
-  std::vector<torch::Tensor> first_;   // per layer [B, capacity, ...]
-  std::vector<torch::Tensor> second_;  // per layer [B, capacity, ...]
+  int64_t latent_width_ = 0;  // MLA: kv_lora_rank, where the rope key starts in a stored row
+  int64_t position_dim_;      // the storage dimension that indexes positions: 1 (MLA) or 2 (GQA)
+  // What is stored, layer by layer: MLA one [B, capacity, d_c + d_r] tensor per layer; GQA two, keys
+  // then values, each [B, n_kv, capacity, head_dim].
+  std::vector<torch::Tensor> stored_;
 };
 
 }  // namespace grpo

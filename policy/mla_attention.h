@@ -11,6 +11,8 @@
 // kv_a_layernorm, kv_b_proj, o_proj.
 #include <torch/torch.h>
 
+#include "policy/scalar_constant.h"
+
 #include "policy/forward_context.h"
 #include "policy/model_config.h"
 #include "policy/rms_norm.h"
@@ -30,15 +32,19 @@ class MlaAttentionImpl : public torch::nn::Module {
   RMSNorm kv_a_layernorm{nullptr};
 
  private:
-  // [B, T, n_h, d_nope + d_r] with the rope part rotated.
-  torch::Tensor queries(const torch::Tensor& x, const ForwardContext& ctx);
-  torch::Tensor attend_naive(const torch::Tensor& q, const torch::Tensor& latent, const torch::Tensor& k_pe,
+  struct Queries {
+    torch::Tensor nope;  // [B, T, n_h, d_nope]
+    torch::Tensor rope;  // [B, T, n_h, d_r], rotated
+  };
+  Queries queries(const torch::Tensor& x, const ForwardContext& ctx);
+  // latent: [B, S, d_c], k_pe: [B, S, d_r] -> [B, T, n_h, d_v]
+  torch::Tensor attend_naive(const Queries& q, const torch::Tensor& latent, const torch::Tensor& k_pe,
                              const ForwardContext& ctx);
-  torch::Tensor attend_absorbed(const torch::Tensor& q, const torch::Tensor& latent, const torch::Tensor& k_pe,
-                                const ForwardContext& ctx);
+  // cached: [B, S, d_c + d_r], the cache rows as KVCache::append_latent returns them -> [B, T, n_h, d_v]
+  torch::Tensor attend_absorbed(const Queries& q, const torch::Tensor& cached, const ForwardContext& ctx);
 
   int64_t layer_index_, heads_, nope_dim_, rope_dim_, v_dim_, kv_rank_;
-  double scale_;
+  ScalarConstant scale_;
   RotaryEmbedding rope_;
 };
 TORCH_MODULE(MlaAttention);

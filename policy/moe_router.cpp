@@ -1,6 +1,8 @@
 #include "policy/moe_router.h"
 
+#include <algorithm>
 #include <limits>
+#include <numeric>
 
 #include "policy/projection.h"
 
@@ -56,6 +58,61 @@ Routing MoeRouterImpl::forward(const torch::Tensor& x, const torch::Tensor& repl
     load_ += torch::bincount(counted.reshape({-1}).cpu(), /*weights=*/{}, moe_.n_routed_experts).to(torch::kDouble);
   }
   return {experts, weights.to(x.scalar_type()), scores};
+}
+
+TokenRoute MoeRouterImpl::route_token(const torch::Tensor& x, bool valid) {
+  TORCH_CHECK(x.dim() == 1 && x.is_cpu(), "route_token: need one token's [hidden] activations on the CPU, got ", x.sizes());
+  auto compute = x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
+  torch::Tensor logits = torch::mv(weight.to(compute), x.to(compute));  // [E]
+  torch::Tensor scores = (moe_.scoring == MoeScoring::Sigmoid ? torch::sigmoid(logits) : torch::softmax(logits, -1)).contiguous();
+  TokenRoute route = compute == torch::kDouble ? route_scores(scores.data_ptr<double>()) : route_scores(scores.data_ptr<float>());
+  if (valid) {
+    double* load = load_.data_ptr<double>();
+    for (int64_t e : route.experts) load[e] += 1.0;
+  }
+  return route;
+}
+
+// select_experts and the weighting of forward(), step by step on one row of scores, in Score arithmetic.
+template <typename Score>
+TokenRoute MoeRouterImpl::route_scores(const Score* scores) const {
+  const int64_t n = moe_.n_routed_experts, k = moe_.num_experts_per_tok;
+  std::vector<Score> biased(scores, scores + n);
+  if (has_correction_bias()) {
+    torch::Tensor bias = e_score_correction_bias.to(torch::kCPU, torch::kFloat).contiguous();
+    for (int64_t e = 0; e < n; ++e) biased[e] += static_cast<Score>(bias.data_ptr<float>()[e]);
+  }
+  auto best_first = [&](int64_t a, int64_t b) { return biased[a] > biased[b] || (biased[a] == biased[b] && a < b); };
+  if (moe_.topk_method != MoeTopkMethod::Greedy && moe_.n_group > 1) {
+    const int64_t per_group = n / moe_.n_group;
+    std::vector<Score> group_score(moe_.n_group);
+    for (int64_t g = 0; g < moe_.n_group; ++g) {
+      std::vector<Score> members(biased.begin() + g * per_group, biased.begin() + (g + 1) * per_group);
+      std::sort(members.begin(), members.end(), std::greater<Score>());
+      // noaux_tc: the sum of the group's best two; group_limited_greedy: its best.
+      group_score[g] = moe_.topk_method == MoeTopkMethod::NoauxTc ? members[0] + members[1] : members[0];
+    }
+    std::vector<int64_t> groups(moe_.n_group);
+    std::iota(groups.begin(), groups.end(), 0);
+    std::stable_sort(groups.begin(), groups.end(), [&](int64_t a, int64_t b) { return group_score[a] > group_score[b]; });
+    for (int64_t i = moe_.topk_group; i < moe_.n_group; ++i)
+      std::fill_n(biased.begin() + groups[i] * per_group, per_group, -std::numeric_limits<Score>::infinity());
+  }
+  std::vector<int64_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), best_first);
+
+  TokenRoute route;
+  route.experts.assign(order.begin(), order.begin() + k);
+  std::vector<Score> w(k);
+  for (int64_t j = 0; j < k; ++j) w[j] = scores[route.experts[j]];
+  if (moe_.norm_topk_prob) {
+    Score sum = 0;
+    for (Score v : w) sum += v;
+    for (Score& v : w) v = v / (sum + static_cast<Score>(1e-20));
+  }
+  for (Score v : w) route.weights.push_back(static_cast<double>(v * static_cast<Score>(moe_.routed_scaling_factor)));
+  return route;
 }
 
 void MoeRouterImpl::update_bias(double gamma) {

@@ -12,6 +12,8 @@
 // (update_bias) so a trainer can run it or freeze the bias.
 #include <torch/torch.h>
 
+#include <vector>
+
 #include "policy/model_config.h"
 
 namespace grpo {
@@ -22,6 +24,12 @@ struct Routing {
   torch::Tensor scores;   // [N, E] unbiased scores, float32 (float64 for float64 inputs)
 };
 
+// One token's routing, for the decode path that runs a lone token's experts directly.
+struct TokenRoute {
+  std::vector<int64_t> experts;  // top_k experts, in the order topk returns them (best biased score first)
+  std::vector<double> weights;   // their gate weights, in the same order
+};
+
 class MoeRouterImpl : public torch::nn::Module {
  public:
   explicit MoeRouterImpl(const ModelConfig& config);
@@ -30,6 +38,12 @@ class MoeRouterImpl : public torch::nn::Module {
   // weights still come from the current scores, so gradients reach the router. `valid` ([N] bool)
   // marks real tokens: only they count toward the expert load.
   Routing forward(const torch::Tensor& x, const torch::Tensor& replay, const torch::Tensor& valid);
+
+  // forward() for a single token on the CPU, selection computed on the host: the same experts and
+  // weights, in the score dtype's arithmetic, without the two dozen small tensor ops a one-row
+  // selection takes (a decode step of a small MoE is bound by its op count). x: [hidden]; `valid`
+  // says whether it counts toward the expert load. Needs no autograd: the weights are plain numbers.
+  TokenRoute route_token(const torch::Tensor& x, bool valid);
 
   // Expert selection from scores alone (exposed for tests): [N, E] -> [N, top_k].
   torch::Tensor select_experts(const torch::Tensor& scores) const;
@@ -45,6 +59,9 @@ class MoeRouterImpl : public torch::nn::Module {
   torch::Tensor e_score_correction_bias;  // [E] float32 buffer, HF "e_score_correction_bias" (noaux_tc only)
 
  private:
+  template <typename Score>
+  TokenRoute route_scores(const Score* scores) const;
+
   MoeConfig moe_;
   torch::Tensor load_;
 };

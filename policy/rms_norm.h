@@ -3,6 +3,8 @@
 // Statistics in float32 even for bf16 activations, as transformers does.
 #include <torch/torch.h>
 
+#include "policy/scalar_constant.h"
+
 namespace grpo {
 
 class RMSNormImpl : public torch::nn::Module {
@@ -13,7 +15,8 @@ class RMSNormImpl : public torch::nn::Module {
   torch::Tensor weight;  // [dim], HF name "weight"
 
  private:
-  double eps_;
+  ScalarConstant eps_;
+  double inverse_dim_;
 };
 TORCH_MODULE(RMSNorm);
 
