@@ -46,7 +46,7 @@ GrpoTrainer::GrpoTrainer(CausalLM policy, Tokenizer tokenizer, rewards::RuleSet 
   validate(config_.lr);
   validate(overlong_penalty());
   config_.adamw.lr = config_.lr.peak;
-  optimizer_ = make_adamw(policy_->parameters(), config_.adamw);
+  optimizer_ = std::make_unique<PolicyOptimizer>(policy_->parameters(), config_.adamw);
   if (Distributed* dist = config_.distributed; dist && dist->world_size() > 1) {
     // Refilling and batch-level statistics would need the ranks to agree on which groups to keep.
     if (config_.drop_zero_variance_groups) throw std::invalid_argument("train: dynamic sampling needs a single process for now");
@@ -366,8 +366,9 @@ double GrpoTrainer::policy_update(const std::vector<const Completion*>& completi
         }
       }
       // Gradients summed over the ranks: each rank's loss is already divided by the global normaliser.
-      if (config_.distributed) finite = config_.distributed->all_reduce_gradients(policy_->parameters(), finite);
-      double grad_norm = finite ? clip_gradients(policy_->parameters(), config_.max_grad_norm) : NAN;
+      const std::vector<torch::Tensor>& gradients = optimizer_->gradients();  // float32 for a bf16 policy
+      if (config_.distributed) finite = config_.distributed->all_reduce_gradients(gradients, finite);
+      double grad_norm = finite ? clip_gradients(gradients, config_.max_grad_norm) : NAN;
       if (!std::isfinite(grad_norm)) {
         optimizer_->zero_grad();
         skipped += 1;
@@ -375,8 +376,7 @@ double GrpoTrainer::policy_update(const std::vector<const Completion*>& completi
         continue;
       }
       const double rate = learning_rate(config_.lr, optimizer_steps_);
-      set_learning_rate(*optimizer_, rate);
-      optimizer_->step();
+      optimizer_->step(rate);
       ++optimizer_steps_;
       ++updates;
       grad_norm_sum += grad_norm;

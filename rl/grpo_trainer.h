@@ -24,6 +24,7 @@
 #include "rl/grpo_objective.h"
 #include "rl/lr_schedule.h"
 #include "rl/optimizer.h"
+#include "rl/policy_optimizer.h"
 #include "rl/overlong_penalty.h"
 #include "rl/prompt_example.h"
 #include "rl/training_warnings.h"
@@ -111,7 +112,7 @@ class GrpoTrainer {
 
   int64_t steps_done() const { return step_; }
   CausalLM& policy() { return policy_; }
-  torch::optim::AdamW& optimizer() { return *optimizer_; }
+  PolicyOptimizer& optimizer() { return *optimizer_; }
   const GrpoConfig& config() const { return config_; }
   // The reference model (present when kl_coef != 0); checkpoints hold it once it has been reset, since
   // it then no longer equals the initial policy that a resumed trainer starts from.
@@ -148,7 +149,7 @@ class GrpoTrainer {
   GrpoConfig config_;
   std::unique_ptr<rewards::ScorerPool> scorer_;
   std::optional<ReferenceModel> reference_;
-  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<PolicyOptimizer> optimizer_;
   int64_t step_ = 0;
   int64_t optimizer_steps_ = 0;
   int64_t consecutive_skips_ = 0;

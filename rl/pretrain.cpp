@@ -23,7 +23,7 @@ double pretrain(CausalLM& model, const Tokenizer& tokenizer, const std::vector<s
   validate(config.lr);
   AdamWSettings settings = config.adamw;
   settings.lr = config.lr.peak;
-  auto optimizer = make_adamw(model->parameters(), settings);
+  PolicyOptimizer optimizer(model->parameters(), settings);
   std::mt19937_64 rng(config.seed);
   std::uniform_int_distribution<int64_t> start(0, static_cast<int64_t>(stream.size()) - window);
   model->train();
@@ -41,13 +41,12 @@ double pretrain(CausalLM& model, const Tokenizer& tokenizer, const std::vector<s
     torch::Tensor loss = torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}),
                                                               batch.narrow(1, 1, config.seq_len).reshape({-1}));
     torch::Tensor total = out.aux_loss.defined() ? loss + out.aux_loss : loss;
-    optimizer->zero_grad();
+    optimizer.zero_grad();
     total.backward();
-    const double grad_norm = clip_gradients(model->parameters(), config.max_grad_norm);
+    const double grad_norm = clip_gradients(optimizer.gradients(), config.max_grad_norm);
     const double rate = learning_rate(config.lr, step);
     if (std::isfinite(grad_norm)) {  // a non-finite gradient skips the update
-      set_learning_rate(*optimizer, rate);
-      optimizer->step();
+      optimizer.step(rate);
     }
     const double value = loss.item<double>();
     if (step >= config.steps - std::max<int64_t>(1, config.steps / 10)) {

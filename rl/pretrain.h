@@ -11,7 +11,7 @@
 #include "policy/causal_lm.h"
 #include "policy/tokenizer/tokenizer.h"
 #include "rl/lr_schedule.h"
-#include "rl/optimizer.h"
+#include "rl/policy_optimizer.h"
 
 namespace grpo {
 

@@ -126,7 +126,7 @@ SftResult sft(CausalLM& model, const std::vector<SftExample>& examples, const Sf
   validate(schedule);
   AdamWSettings settings = config.adamw;
   settings.lr = schedule.peak;
-  auto optimizer = make_adamw(model->parameters(), settings);
+  PolicyOptimizer optimizer(model->parameters(), settings);
 
   // A deterministic reshuffle at every epoch boundary, as the GRPO stage walks its prompts.
   std::vector<int64_t> order(static_cast<size_t>(n));
@@ -159,18 +159,17 @@ SftResult sft(CausalLM& model, const std::vector<SftExample>& examples, const Sf
     p.total_steps = steps;
     p.epoch = epoch;
     p.learning_rate = learning_rate(schedule, step);
-    optimizer->zero_grad();
+    optimizer.zero_grad();
     if (batch.input_ids.size(0) > 0) {
       MaskedTokenLoss loss = completion_loss(model, batch);
       torch::Tensor mean = loss.sum / static_cast<double>(loss.tokens);
       mean.backward();
       p.loss = mean.item<double>();
       p.completion_tokens = loss.tokens;
-      p.grad_norm = clip_gradients(model->parameters(), config.max_grad_norm);
+      p.grad_norm = clip_gradients(optimizer.gradients(), config.max_grad_norm);
       p.skipped = !std::isfinite(p.grad_norm);
       if (!p.skipped) {
-        set_learning_rate(*optimizer, p.learning_rate);
-        optimizer->step();
+        optimizer.step(p.learning_rate);
       }
     } else {
       p.skipped = true;  // every example of the step was dropped

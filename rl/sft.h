@@ -24,7 +24,7 @@
 
 #include "policy/causal_lm.h"
 #include "rl/lr_schedule.h"
-#include "rl/optimizer.h"
+#include "rl/policy_optimizer.h"
 
 namespace grpo {
 

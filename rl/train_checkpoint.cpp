@@ -44,7 +44,7 @@ std::string save_train_checkpoint(const std::string& checkpoints_directory, Grpo
   save_checkpoint(trainer.policy(), temporary.string());
   tokenizer.save((temporary / "tokenizer.json").string());
   if (trainer.reference_was_reset()) save_checkpoint(trainer.reference()->model(), (temporary / "reference").string());
-  torch::save(trainer.optimizer(), (temporary / "optimizer.pt").string());
+  trainer.optimizer().save(temporary.string());
   {
     at::Generator generator = at::detail::getDefaultCPUGenerator();
     torch::Tensor state;
@@ -84,8 +84,8 @@ nlohmann::json load_train_checkpoint(const std::string& directory, GrpoTrainer& 
     load_weights(trainer.reference()->model(), CheckpointWeights::open(directory + "/reference"));
   }
   try {
-    torch::optim::AdamW& optimizer = trainer.optimizer();
-    torch::load(optimizer, directory + "/optimizer.pt");
+    trainer.optimizer().load(directory);
+    torch::optim::AdamW& optimizer = trainer.optimizer().adamw();
     // zero_grad() leaves a zero gradient on every parameter that ever had one, and AdamW still steps
     // those (moments decay, weight decay applies) where a parameter without a gradient is skipped: MoE
     // experts that no token reached this step are the common case. The uninterrupted run had such zero

@@ -6,6 +6,7 @@
 //     config.json, model.safetensors, tokenizer.json   the policy: a Hugging Face directory (grpo sample,
 //                                                      transformers and any later stage load it as is)
 //     optimizer.pt          AdamW moments and step counts (torch::save)
+//     master_weights.pt     float32 master weights of a bf16/f16 policy (rl/policy_optimizer.h)
 //     rng.pt                the torch CPU generator state
 //     reference/            the reference model, once it has been reset to the policy (before that it
 //                           is the initial model, which a resumed trainer rebuilds from the stage's input)
