@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include "policy/device.h"
 #include "policy/projection.h"
 
 namespace grpo {
@@ -114,7 +115,7 @@ void copy_weights(const CausalLM& source, CausalLM& target) {
 CausalLM clone_weights(const CausalLM& model) {
   CausalLM copy(model->config());
   const torch::Tensor& w = model->model->embed_tokens->weight;
-  copy->to(w.device(), w.scalar_type());
+  place_model(copy, {w.device(), w.scalar_type()});  // with the MoE correction biases in float32, as placed
   copy_weights(model, copy);
   return copy;
 }

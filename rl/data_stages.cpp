@@ -76,7 +76,7 @@ int stage_sft(lua_State* L) {
   if (push_recorded_pair(L, record, "model")) return 2;
 
   Tokenizer tok = Tokenizer::from_file(model_dir);
-  CausalLM model = load_checkpoint(model_dir);
+  CausalLM model = load_placed_model(L, model_dir);
   std::vector<PromptExample> prompts = stage_prompts(o, tok);
   std::vector<std::string> completions = stage_completions(o, prompts);
   if (prompts.empty()) luaL_error(L, "grpo.sft: no data");
@@ -145,7 +145,7 @@ int stage_sample(lua_State* L) {
   }
 
   Tokenizer tok = Tokenizer::from_file(model_dir);
-  CausalLM model = load_checkpoint(model_dir);
+  CausalLM model = load_placed_model(L, model_dir);
   if (tok.eos_id() >= 0) c.stop.stop_ids.push_back(tok.eos_id());
   std::vector<PromptExample> prompts = stage_prompts(o, tok);
   std::optional<rewards::RuleSet> rules;

@@ -89,7 +89,23 @@ DistributedOptions distributed_options_from_environment() {
 struct Distributed::Group {
   c10::intrusive_ptr<::c10d::Store> store;
   c10::intrusive_ptr<GlooGroup> gloo;
+#ifdef GRPO_WITH_NCCL
+  c10::intrusive_ptr<c10d_compat::NcclGroup> nccl;  // when DistributedOptions::nccl
+#endif
 };
+
+namespace {
+
+// A collective on `t` goes to NCCL when t is on a GPU and there is an NCCL group, to Gloo otherwise.
+template <class Launch>
+c10d_compat::WorkPtr on_group_for(Distributed::Group& group, const at::Tensor& t, Launch launch) {
+#ifdef GRPO_WITH_NCCL
+  if (t.is_cuda() && group.nccl) return launch(*group.nccl);
+#endif
+  return launch(*group.gloo);
+}
+
+}  // namespace
 
 Distributed::Distributed(const DistributedOptions& options) : options_(options) {
   if (options_.world_size < 1 || options_.rank < 0 || options_.rank >= options_.world_size)
@@ -123,6 +139,16 @@ Distributed::Distributed(const DistributedOptions& options) : options_(options) 
       gloo_options->devices.push_back(GlooGroup::createDefaultDevice());
     }
     group_->gloo = c10::make_intrusive<GlooGroup>(group_->store, options_.rank, options_.world_size, gloo_options);
+    if (options_.nccl) {
+#ifdef GRPO_WITH_NCCL
+      auto nccl_options = c10d_compat::NcclGroup::Options::create();
+      nccl_options->timeout = options_.timeout;
+      group_->nccl = c10::make_intrusive<c10d_compat::NcclGroup>(c10::make_intrusive<::c10d::PrefixStore>("nccl", group_->store),
+                                                                 options_.rank, options_.world_size, nccl_options);
+#else
+      throw std::invalid_argument("an NCCL group was asked for, but this build has no NCCL (its LibTorch has no CUDA)");
+#endif
+    }
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format("distributed: rank {} of {} could not connect to the other ranks within {} s: {}",
                                          options_.rank, options_.world_size, seconds, short_message(e)));
@@ -194,7 +220,9 @@ void Distributed::all_reduce(const std::vector<at::Tensor>& tensors, Reduction o
   ao.reduceOp = to_c10d(op);
   on_flat_buffers(tensors, options_.bucket_bytes, [&](at::Tensor& flat) {
     std::vector<at::Tensor> one{flat};
-    run_collective(options_, "all-reduce", [&] { return group_->gloo->allreduce(one, ao); });
+    run_collective(options_, "all-reduce", [&] {
+      return on_group_for(*group_, flat, [&](auto& group) { return group.allreduce(one, ao); });
+    });
   });
 }
 
@@ -282,7 +310,9 @@ void Distributed::broadcast_from_main(const std::vector<at::Tensor>& tensors) {
   bo.rootRank = 0;
   on_flat_buffers(tensors, options_.bucket_bytes, [&](at::Tensor& flat) {
     std::vector<at::Tensor> one{flat};
-    run_collective(options_, "broadcast", [&] { return group_->gloo->broadcast(one, bo); });
+    run_collective(options_, "broadcast", [&] {
+      return on_group_for(*group_, flat, [&](auto& group) { return group.broadcast(one, bo); });
+    });
   });
 }
 

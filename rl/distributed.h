@@ -28,6 +28,10 @@ struct DistributedOptions {
   std::chrono::milliseconds timeout = std::chrono::minutes(5);
   // Gradients are flattened into buffers of about this size, one all-reduce each (DDP's default).
   int64_t bucket_bytes = 25 << 20;
+  // Also open an NCCL group: collectives on CUDA tensors (gradients of a model on the GPU) then run
+  // over it, those on CPU tensors (counts, metrics, flags) over Gloo. Needs a build against a CUDA
+  // LibTorch (GRPO_WITH_NCCL); grpo run sets it when models are placed on CUDA.
+  bool nccl = false;
 };
 
 // Reads the launcher's environment: torchrun's RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT;
@@ -73,8 +77,9 @@ class Distributed {
   void broadcast_from_main(const std::vector<at::Tensor>& tensors);
   void barrier();
 
- private:
   struct Group;  // the c10d objects, defined in distributed.cpp
+
+ private:
   // Every rank's part size of a gather, and where this rank's part goes (one all-reduce).
   struct GatherLayout;
   GatherLayout gather_layout(size_t size);

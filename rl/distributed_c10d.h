@@ -16,9 +16,19 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+// NCCL: only in a build against a CUDA LibTorch (rl/CMakeLists.txt defines GRPO_WITH_NCCL and the
+// USE_C10D_NCCL guard of the header then). ProcessGroupNCCL's constructor (store, rank, size, options)
+// and Options::create() with a `timeout` member are the same in 1.13 and 2.x.
+#ifdef GRPO_WITH_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
 namespace grpo::c10d_compat {
 
 using GlooGroup = ::c10d::ProcessGroupGloo;
+#ifdef GRPO_WITH_NCCL
+using NcclGroup = ::c10d::ProcessGroupNCCL;
+#endif
 using WorkPtr = c10::intrusive_ptr<::c10d::Work>;
 
 }  // namespace grpo::c10d_compat

@@ -14,6 +14,8 @@
 #include <map>
 #include <string>
 
+#include "policy/device.h"
+
 namespace grpo {
 
 class Distributed;  // rl/distributed.h
@@ -25,6 +27,8 @@ struct ExperimentOptions {
   // Data parallel: every rank runs the script; grpo.train shares its batches over the ranks, and only
   // rank 0 writes outputs (the others read them from the same run directory). Null: one process.
   Distributed* distributed = nullptr;
+  // Where every stage puts the models it loads (grpo run --device/--dtype; policy/device.h).
+  Placement placement;
 };
 
 // Runs the script. Throws std::runtime_error with the Lua error (file:line) when the script fails.

@@ -117,7 +117,7 @@ int stage_pretrain(lua_State* L) {
   StageRecord record = begin_stage(o);
   if (push_recorded_result(L, record)) return 1;
   Tokenizer tok = Tokenizer::from_file(model_dir);
-  CausalLM model = load_checkpoint(model_dir);
+  CausalLM model = load_placed_model(L, model_dir);
   StageProgress progress("pretrain", c.steps);
   double loss = pretrain(model, tok, docs, c, [&](const PretrainProgress& p) {
     progress.update(p.step + 1, {{"loss", p.loss}, {"lr", p.learning_rate}, {"tok/s", p.tokens_per_second}});
@@ -174,7 +174,7 @@ int stage_train(lua_State* L) {
   if (push_recorded_result(L, record)) return 1;
 
   Tokenizer tok = Tokenizer::from_file(model_dir);
-  CausalLM model = load_checkpoint(model_dir);
+  CausalLM model = load_placed_model(L, model_dir);
   if (tok.eos_id() >= 0) c.stop.stop_ids.push_back(tok.eos_id());
   std::vector<PromptExample> prompts = stage_prompts(o, tok);
   if (prompts.empty()) luaL_error(L, "grpo.train: no data");
@@ -269,7 +269,7 @@ int stage_eval(lua_State* L) {
   if (push_recorded_result(L, record)) return 1;  // a finished evaluation loads nothing
 
   Tokenizer tok = Tokenizer::from_file(model_dir);
-  CausalLM model = load_checkpoint(model_dir);
+  CausalLM model = load_placed_model(L, model_dir);
   if (tok.eos_id() >= 0) c.stop.stop_ids.push_back(tok.eos_id());
   std::vector<PromptExample> prompts = stage_prompts(o, tok);
   rewards::RuleSet rules = rewards::RuleSet::from_file(rules_path);

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "policy/checkpoint.h"
 #include "rl/distributed.h"
 #include "rl/jsonl.h"
 #include "rl/lua_json.h"
@@ -63,6 +64,12 @@ bool writes_outputs(lua_State* L) {
 
 void wait_for_outputs(lua_State* L) {
   if (Distributed* d = state_of(L).options.distributed) d->barrier();
+}
+
+CausalLM load_placed_model(lua_State* L, const std::string& directory) {
+  CausalLM model = load_checkpoint(directory);
+  place_model(model, state_of(L).options.placement);
+  return model;
 }
 
 std::string output_path(lua_State* L, const std::string& relative) {

@@ -31,6 +31,9 @@ void bind_state(lua_State* L, ExperimentState* state);
 bool writes_outputs(lua_State* L);
 void wait_for_outputs(lua_State* L);
 
+// A checkpoint directory's model, placed where the run puts models (ExperimentOptions::placement).
+CausalLM load_placed_model(lua_State* L, const std::string& directory);
+
 // A stage output path: relative paths live in the run directory.
 std::string output_path(lua_State* L, const std::string& relative);
 

@@ -2,6 +2,7 @@
 // replay, load counts, the aux-loss-free bias update and the sequence-wise balance loss.
 #include <doctest/doctest.h>
 
+#include "policy/device.h"
 #include "policy/moe_router.h"
 #include "policy_test_models.h"
 
@@ -277,4 +278,23 @@ TEST_CASE("a lone token's host-side routing picks the batched router's experts, 
       }
       CHECK(torch::equal(lone->load(), batched->load()));
     }
+}
+
+TEST_CASE("a bf16 placement keeps the correction biases in float32, so bias updates of 1e-3 are kept") {
+  CausalLM model = test::tiny_model(test::kTinyDeepSeekV3, 4);
+  place_model(model, resolve_placement("cpu", "bfloat16"));
+  CHECK((model->model->embed_tokens->weight.scalar_type() == torch::kBFloat16));
+  MoeRouter router = model->routers()[0];
+  CHECK((router->weight.scalar_type() == torch::kBFloat16));
+  REQUIRE((router->e_score_correction_bias.scalar_type() == torch::kFloat));
+  torch::NoGradGuard no_grad;
+  router->e_score_correction_bias.fill_(0.5);
+  router->forward(torch::randn({64, model->config().hidden_size}).to(torch::kBFloat16), {}, {});
+  router->update_bias(1e-3);  // 0.5 ± 1e-3: below bf16's spacing of 2^-9 there
+  CHECK((router->e_score_correction_bias - 0.5).abs().max().item<double>() == doctest::Approx(1e-3).epsilon(1e-4));
+  // A copy of the weights (the reference model, a run-ahead rollout worker) is placed the same way.
+  CHECK((clone_weights(model)->routers()[0]->e_score_correction_bias.scalar_type() == torch::kFloat));
+  CHECK_THROWS_WITH_AS(resolve_placement("cpu", "float16"),
+                       "dtype \"float16\": float16 training needs loss scaling, which grpo does not do; use bfloat16",
+                       std::invalid_argument);
 }

@@ -54,7 +54,7 @@ void add_logprobs_command(CLI::App& app) {
     for (int64_t id : ids)
       if (id < 0 || id >= vocab) throw std::invalid_argument(fmt::format("--ids: {} is outside the vocabulary [0, {})", id, vocab));
     Placement placement = resolve_placement(opt->device);
-    model->to(placement.device, placement.dtype);
+    place_model(model, placement);
     model->eval();
     torch::NoGradGuard no_grad;
     torch::Tensor input = torch::tensor(ids, torch::kLong).unsqueeze(0).to(placement.device);

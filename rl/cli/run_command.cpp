@@ -1,4 +1,5 @@
-// grpo run EXPERIMENT.lua [--out RUN_DIR] [--set stage.key=value ...] [--nproc N] [--dist-timeout S]:
+// grpo run EXPERIMENT.lua [--out RUN_DIR] [--set stage.key=value ...] [--nproc N] [--dist-timeout S]
+//          [--device auto|cpu|cuda|cuda:N] [--dtype auto|float32|bfloat16]:
 // runs an experiment script, as one process, as one rank of a launcher's data-parallel run (torchrun,
 // srun, mpirun: rl/distributed.h reads their variables), or as N local ranks it starts itself.
 #include <CLI/CLI.hpp>
@@ -41,6 +42,7 @@ void add_run_command(CLI::App& app) {
     std::vector<std::string> sets;
     int nproc = 1;
     double timeout_seconds = 300;
+    std::string device = "auto", dtype = "auto";
   };
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("run", "Run an experiment script (Lua)");
@@ -52,6 +54,8 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--dist-timeout", opt->timeout_seconds,
                   "Seconds a rank waits for the others (rendezvous, each collective) before failing")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--device", opt->device, "auto (CUDA when available: the device LOCAL_RANK names), cpu, cuda or cuda:N");
+  cmd->add_option("--dtype", opt->dtype, "Model weights: auto (bfloat16 on CUDA, float32 on the CPU), float32 or bfloat16");
   cmd->callback([opt] {
     ExperimentOptions o;
     o.script = opt->script;
@@ -73,6 +77,9 @@ void add_run_command(CLI::App& app) {
       run_local_ranks(command_line_without_nproc(), launch);
       return;
     }
+    // The rank on this node picks the GPU, whichever launcher said it (torchrun, Slurm, MPI).
+    o.placement = resolve_placement(opt->device, opt->dtype, d.local_rank);
+    d.nccl = o.placement.device.is_cuda();
     d.timeout = std::chrono::milliseconds(static_cast<int64_t>(opt->timeout_seconds * 1000));
     Distributed distributed(d);
     if (distributed.world_size() > 1) o.distributed = &distributed;

@@ -47,7 +47,7 @@ void run(const SampleOptions& o) {
   Tokenizer tok = Tokenizer::from_file(o.tokenizer.empty() ? o.model : o.tokenizer);
   CausalLM model = load_checkpoint(o.model);
   Placement placement = resolve_placement(o.device);
-  model->to(placement.device, placement.dtype);
+  place_model(model, placement);
 
   RolloutOptions ro;
   ro.sampling = {o.temperature, o.top_k, o.top_p, o.min_p};

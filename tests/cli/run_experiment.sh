@@ -35,6 +35,13 @@ done
 grep -q '"reward"' "$dir/run/train/metrics.jsonl" || fail "no reward metric"
 grep -q '"pass@1"' "$dir/run/result.jsonl" || fail "no pass@1 in the eval result"
 
+# The same run with bf16 weights (float32 masters, router logits, log-probs and loss): every stage runs.
+"$grpo" run "$dir/exp.lua" --out "$dir/bf16" --dtype bfloat16 2> "$dir/log" || { cat "$dir/log"; fail "bf16 run failed"; }
+[ "$(wc -l < "$dir/bf16/train/metrics.jsonl")" -eq 2 ] || fail "bf16 run: expected 2 metric lines"
+grep -q '"pass@1"' "$dir/bf16/result.jsonl" || fail "bf16 run: no pass@1 in the eval result"
+if "$grpo" run "$dir/exp.lua" --out "$dir/fp16" --dtype float16 2> "$dir/err"; then fail "float16 accepted"; fi
+grep -q 'float16 training needs loss scaling' "$dir/err" || fail "unclear float16 error: $(cat "$dir/err")"
+
 # An unknown option names itself and the closest known one, with the script's line.
 cat > "$dir/bad.lua" <<'LUA'
 grpo.init { config = {}, tokenizer = { chars = "ab" }, sed = 1 }
