@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/decode_bound.h"
 #include "policy/causal_lm.h"
 #include "policy/model_size.h"
 #include "rollout/rollout_engine.h"
@@ -84,20 +85,6 @@ Rate naive_tokens_per_second(CausalLM& model, int64_t batch, int64_t prompt_len,
   return {tokens / t.wall_seconds(), tokens / t.cpu_seconds()};
 }
 
-// Weight bytes one decode step of `batch` rows must read (float32). Every dense weight is read once;
-// the input embedding is a lookup of `batch` rows (unless tied: then it is the output head, read
-// whole); a routed expert is read when at least one row picks it, which with uniform routing happens
-// with probability 1 - (1 - k/E)^batch.
-double weight_bytes_per_step(const ModelConfig& config, const ParameterCounts& params, int64_t batch) {
-  double values = static_cast<double>(params.total - params.routed_experts);
-  if (!config.tie_word_embeddings) values -= static_cast<double>(params.embedding - batch * config.hidden_size);
-  if (config.has_moe()) {
-    const double picked = static_cast<double>(config.moe.num_experts_per_tok) / config.moe.n_routed_experts;
-    values += params.routed_experts * (1.0 - std::pow(1.0 - picked, static_cast<double>(batch)));
-  }
-  return 4.0 * values;
-}
-
 std::vector<int64_t> parse_list(const std::string& s) {
   std::vector<int64_t> out;
   std::stringstream in(s);
@@ -153,7 +140,7 @@ int main(int argc, char** argv) {
     // Bound: per step, the weights it needs plus the average cache (prompt + half the new tokens) of
     // every row, read once at the measured copy bandwidth.
     const double cache_bytes = 4.0 * kv_cache_values_per_token(config) * batch * (prompt_len + new_tokens / 2.0);
-    const double step_bytes = weight_bytes_per_step(config, params, batch) + cache_bytes;
+    const double step_bytes = bench::weight_bytes_per_step(config, params, batch, 4.0) + cache_bytes;
     const double bound = batch * bandwidth.wall / step_bytes;  // per wall second, all cores reading
     std::string naive_wall = "-", naive_cpu = "-", speedup_wall = "-", speedup_cpu = "-";
     if (batch <= naive_max_batch) {
