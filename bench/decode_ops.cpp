@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_inputs.h"
 #include "policy/causal_lm.h"
 #include "rollout/rollout_engine.h"
 
@@ -47,17 +48,6 @@ void on_exit(const at::RecordFunction& fn, at::ObserverContext*) {
   }
 }
 
-std::vector<PromptRequest> prompts(const ModelConfig& config, int64_t batch) {
-  std::vector<PromptRequest> out;
-  for (int64_t i = 0; i < batch; ++i) {
-    std::vector<int32_t> prompt(16);
-    for (size_t t = 0; t < prompt.size(); ++t)
-      prompt[t] = static_cast<int32_t>(3 + (i * 7 + static_cast<int64_t>(t) * 13) % (config.vocab_size - 3));
-    out.push_back({prompt, 1, static_cast<uint64_t>(i)});
-  }
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -77,12 +67,12 @@ int main(int argc, char** argv) {
   o.stop.max_new_tokens = new_tokens;
   o.max_batch_rows = batch;
   RolloutEngine engine(model, nullptr, o);
-  engine.generate(prompts(config, batch));  // warm-up: allocator, BLAS threads
+  engine.generate(bench::synthetic_prompts(config, batch, 16));  // warm-up: allocator, BLAS threads
 
   auto handle = at::addThreadLocalCallback(
       at::RecordFunctionCallback(on_enter, on_exit).scopes({at::RecordScope::FUNCTION}).needsInputs(false));
   const auto begin = Clock::now();
-  engine.generate(prompts(config, batch));
+  engine.generate(bench::synthetic_prompts(config, batch, 16));
   const double wall = std::chrono::duration<double>(Clock::now() - begin).count();
   at::removeCallback(handle);
 

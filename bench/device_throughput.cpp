@@ -15,7 +15,6 @@
 #include <chrono>
 #include <cstring>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -23,6 +22,7 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
+#include "bench/bench_inputs.h"
 #include "bench/decode_bound.h"
 #include "policy/causal_lm.h"
 #include "policy/device.h"
@@ -97,23 +97,6 @@ double peak_memory_bytes(const torch::Device& device) {
   return 1024.0 * static_cast<double>(usage.ru_maxrss);
 }
 
-std::vector<int64_t> parse_list(const std::string& s) {
-  std::vector<int64_t> out;
-  std::stringstream in(s);
-  for (std::string item; std::getline(in, item, ',');) out.push_back(std::stoll(item));
-  return out;
-}
-
-std::vector<PromptRequest> prompts(const ModelConfig& config, int64_t batch, int64_t length) {
-  std::vector<PromptRequest> out;
-  for (int64_t i = 0; i < batch; ++i) {
-    std::vector<int32_t> prompt(static_cast<size_t>(length));
-    for (int64_t t = 0; t < length; ++t) prompt[t] = static_cast<int32_t>(3 + (i * 7 + t * 13) % (config.vocab_size - 3));
-    out.push_back({prompt, 1, static_cast<uint64_t>(i)});
-  }
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -154,18 +137,18 @@ int main(int argc, char** argv) {
     RolloutOptions o;
     o.sampling.temperature = 0;
     o.stop.max_new_tokens = 8;
-    RolloutEngine(model, nullptr, o).generate(prompts(config, 1, prompt_len));
+    RolloutEngine(model, nullptr, o).generate(bench::synthetic_prompts(config, 1, prompt_len));
   }
   fmt::print("rollout (greedy, {}-token prompts)\n{:>6} {:>5} {:>9} {:>10} {:>10} {:>9} {:>10}\n", prompt_len, "batch", "new",
              "ms/step", "tok/s", "bound", "of bound", "peak mem");
-  for (int64_t batch : parse_list(opt["batches"])) {
+  for (int64_t batch : bench::parse_list(opt["batches"])) {
     RolloutOptions o;
     o.sampling.temperature = 0;
     o.stop.max_new_tokens = new_tokens;
     o.max_batch_rows = batch;
     RolloutEngine engine(model, nullptr, o);
     reset_peak_memory(device);
-    const double seconds = best_seconds(device, 1, [&] { engine.generate(prompts(config, batch, prompt_len)); });
+    const double seconds = best_seconds(device, 1, [&] { engine.generate(bench::synthetic_prompts(config, batch, prompt_len)); });
     const double rate = static_cast<double>(batch * new_tokens) / seconds;
     const double cache = value_bytes * kv_cache_values_per_token(config) * batch * (prompt_len + new_tokens / 2.0);
     const double bound = batch * bandwidth / (bench::weight_bytes_per_step(config, params, batch, value_bytes) + cache);

@@ -13,11 +13,11 @@
 #include <cstdio>
 #include <cmath>
 #include <cstring>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bench/bench_inputs.h"
 #include "bench/decode_bound.h"
 #include "policy/causal_lm.h"
 #include "policy/model_size.h"
@@ -85,14 +85,6 @@ Rate naive_tokens_per_second(CausalLM& model, int64_t batch, int64_t prompt_len,
   return {tokens / t.wall_seconds(), tokens / t.cpu_seconds()};
 }
 
-std::vector<int64_t> parse_list(const std::string& s) {
-  std::vector<int64_t> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) out.push_back(std::stoll(item));
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -101,7 +93,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int64_t new_tokens = argc > 2 ? std::stoll(argv[2]) : 256;
-  const std::vector<int64_t> batches = parse_list(argc > 3 ? argv[3] : "1,8,64");
+  const std::vector<int64_t> batches = bench::parse_list(argc > 3 ? argv[3] : "1,8,64");
   const int64_t naive_max_batch = argc > 4 ? std::stoll(argv[4]) : 8;
   const int64_t prompt_len = 16;
   torch::manual_seed(0);
@@ -127,12 +119,7 @@ int main(int argc, char** argv) {
     o.stop.max_new_tokens = new_tokens;  // no stop ids: every row runs to the end
     o.max_batch_rows = batch;
     RolloutEngine engine(model, nullptr, o);
-    std::vector<PromptRequest> requests;
-    for (int64_t i = 0; i < batch; ++i) {
-      std::vector<int32_t> prompt(prompt_len);
-      for (int64_t t = 0; t < prompt_len; ++t) prompt[t] = static_cast<int32_t>(3 + (i * 7 + t * 13) % (config.vocab_size - 3));
-      requests.push_back({prompt, 1, static_cast<uint64_t>(i)});
-    }
+    std::vector<PromptRequest> requests = bench::synthetic_prompts(config, batch, prompt_len);
     Timer t;
     engine.generate(requests);
     const double tokens = static_cast<double>(batch * new_tokens), wall = t.wall_seconds();
