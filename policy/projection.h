@@ -12,10 +12,6 @@ namespace grpo {
 // x: [..., in] (or [in]), weight: [out, in], bias: [out] or undefined. Returns [..., out] (or [out]).
 inline torch::Tensor project(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {}) {
   const int64_t in = weight.size(1);
-  if (x.dim() == 1 && x.scalar_type() == weight.scalar_type()) {  // one token's vector: no reshaping at all
-    torch::Tensor y = torch::mv(weight, x);
-    return bias.defined() ? y + bias : y;
-  }
   if (x.numel() != in || x.scalar_type() != weight.scalar_type()) return torch::nn::functional::linear(x, weight, bias);
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = weight.size(0);

@@ -65,6 +65,14 @@ void PolicyOptimizer::save(const std::string& directory) const {
 
 void PolicyOptimizer::load(const std::string& directory) {
   torch::load(*adamw_, directory + "/optimizer.pt");
+  // zero_grad() leaves a zero gradient on every parameter that ever had one, and AdamW still steps
+  // those (moments decay, weight decay applies) where a parameter without a gradient is skipped: MoE
+  // experts that no token reached this step are the common case. The uninterrupted run had such zero
+  // gradients exactly on the parameters that have optimizer state, so the resumed one gets them too.
+  for (torch::optim::OptimizerParamGroup& group : adamw_->param_groups())
+    for (torch::Tensor& p : group.params())
+      if (!p.grad().defined() && adamw_->state().count(c10::guts::to_string(p.unsafeGetTensorImpl())))
+        p.mutable_grad() = torch::zeros_like(p);
   if (!has_master_weights()) return;
   torch::NoGradGuard no_grad;
   const std::string path = directory + "/master_weights.pt";

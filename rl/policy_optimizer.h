@@ -35,11 +35,11 @@ class PolicyOptimizer {
 
   bool has_master_weights() const { return !masters_.empty(); }
   const std::vector<torch::Tensor>& master_weights() const { return masters_; }  // empty without
-  torch::optim::AdamW& adamw() { return *adamw_; }
 
   // optimizer.pt (AdamW moments and step counts) and, with masters, master_weights.pt, in `directory`.
   void save(const std::string& directory) const;
-  // Restores what save wrote. Masters missing from the directory (a checkpoint of a float32 run) are
+  // Restores what save wrote, with the zero gradients an uninterrupted run's zero_grad() would have left
+  // (AdamW steps a parameter with a zero gradient, skips one without). Masters missing from the directory (a checkpoint of a float32 run) are
   // taken from the model's weights as they are now. Throws c10::Error when the state does not fit.
   void load(const std::string& directory);
 

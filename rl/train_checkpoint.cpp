@@ -85,15 +85,6 @@ nlohmann::json load_train_checkpoint(const std::string& directory, GrpoTrainer& 
   }
   try {
     trainer.optimizer().load(directory);
-    torch::optim::AdamW& optimizer = trainer.optimizer().adamw();
-    // zero_grad() leaves a zero gradient on every parameter that ever had one, and AdamW still steps
-    // those (moments decay, weight decay applies) where a parameter without a gradient is skipped: MoE
-    // experts that no token reached this step are the common case. The uninterrupted run had such zero
-    // gradients exactly on the parameters that have optimizer state, so the resumed one gets them too.
-    for (torch::optim::OptimizerParamGroup& group : optimizer.param_groups())
-      for (torch::Tensor& p : group.params())
-        if (!p.grad().defined() && optimizer.state().count(c10::guts::to_string(p.unsafeGetTensorImpl())))
-          p.mutable_grad() = torch::zeros_like(p);
     torch::serialize::InputArchive archive;
     archive.load_from(directory + "/rng.pt");
     torch::Tensor generator_state;
