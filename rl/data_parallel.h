@@ -1,5 +1,5 @@
 #pragma once
-// The data-parallel pieces of a GRPO step (rl/distributed.h is the process group they use). Each rank
+// The data-parallel pieces of a GRPO step (rl/distributed/distributed.h is the process group they use). Each rank
 // samples and scores a contiguous share of the step's prompts, so groups never split across ranks;
 // gradients are summed over the ranks against a loss normaliser counted over every rank's tokens (DAPO's
 // token-mean over the whole batch); statistics are reduced so that the metrics rank 0 writes are the
@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "rl/distributed.h"
+#include "rl/distributed/distributed.h"
 #include "rl/grpo_objective.h"
 #include "rl/grpo_trainer.h"
 

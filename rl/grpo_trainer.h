@@ -32,7 +32,7 @@
 
 namespace grpo {
 
-class Distributed;  // rl/distributed.h
+class Distributed;  // rl/distributed/distributed.h
 struct RankShare;  // rl/data_parallel.h
 
 struct GrpoConfig {

@@ -7,9 +7,9 @@
 
 #include "policy/tokenizer/tokenizer.h"
 #include "policy_test_models.h"
-#include "rl/distributed.h"
+#include "rl/distributed/distributed.h"
 #include "rl/grpo_trainer.h"
-#include "rl_distributed_ranks.h"
+#include "distributed_test_ranks.h"
 
 using namespace grpo;
 using nlohmann::json;

@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "rl/cli/commands.h"
-#include "rl/report.h"
+#include "rl/experiment/report.h"
 
 namespace grpo::cli {
 

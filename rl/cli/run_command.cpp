@@ -1,7 +1,7 @@
 // grpo run EXPERIMENT.lua [--out RUN_DIR] [--set stage.key=value ...] [--nproc N] [--dist-timeout S]
 //          [--device auto|cpu|cuda|cuda:N] [--dtype auto|float32|bfloat16]:
 // runs an experiment script, as one process, as one rank of a launcher's data-parallel run (torchrun,
-// srun, mpirun: rl/distributed.h reads their variables), or as N local ranks it starts itself.
+// srun, mpirun: rl/distributed/distributed.h reads their variables), or as N local ranks it starts itself.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
@@ -11,9 +11,9 @@
 #include <stdexcept>
 
 #include "rl/cli/commands.h"
-#include "rl/distributed.h"
-#include "rl/distributed_launch.h"
-#include "rl/experiment.h"
+#include "rl/distributed/distributed.h"
+#include "rl/distributed/distributed_launch.h"
+#include "rl/experiment/experiment.h"
 
 namespace grpo::cli {
 namespace {

@@ -13,7 +13,7 @@
 #include "policy/device.h"
 #include "policy/tokenizer/tokenizer.h"
 #include "rl/cli/commands.h"
-#include "rl/jsonl.h"
+#include "rl/experiment/jsonl.h"
 #include "rollout/memory_budget.h"
 #include "rollout/rollout_engine.h"
 

@@ -1,4 +1,4 @@
-#include "rl/jsonl.h"
+#include "rl/experiment/jsonl.h"
 
 #include <fmt/core.h>
 

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "rl/distributed_launch.h"
+#include "rl/distributed/distributed_launch.h"
 
 using namespace grpo;
 namespace fs = std::filesystem;

@@ -1,5 +1,5 @@
 #pragma once
-// Lua values <-> JSON, for the experiment host (rl/experiment.cpp): stage options and datasets arrive
+// Lua values <-> JSON, for the experiment host (rl/experiment/experiment.cpp): stage options and datasets arrive
 // as Lua tables, stage results leave as Lua values, and stage records keep options as JSON.
 #include <lua.hpp>
 #include <nlohmann/json.hpp>

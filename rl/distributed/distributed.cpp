@@ -1,4 +1,4 @@
-#include "rl/distributed.h"
+#include "rl/distributed/distributed.h"
 
 #include <ATen/ATen.h>
 #include <fmt/core.h>
@@ -7,7 +7,7 @@
 #include <optional>
 #include <stdexcept>
 
-#include "rl/distributed_c10d.h"
+#include "rl/distributed/distributed_c10d.h"
 
 namespace grpo {
 namespace {

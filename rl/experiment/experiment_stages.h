@@ -1,6 +1,6 @@
 #pragma once
-// The functions behind the `grpo` table of an experiment script (rl/experiment.h lists the API), one
-// per stage or helper, as Lua C functions: argument 1 is the options table (rl/stage_options.h), the
+// The functions behind the `grpo` table of an experiment script (rl/experiment/experiment.h lists the API), one
+// per stage or helper, as Lua C functions: argument 1 is the options table (rl/experiment/stage_options.h), the
 // results are pushed. They may throw; run_experiment wraps each so that exceptions become Lua errors
 // carrying the script's file and line.
 #include <lua.hpp>

@@ -1,4 +1,4 @@
-#include "rl/stage_options.h"
+#include "rl/experiment/stage_options.h"
 
 #include <fmt/core.h>
 
@@ -7,9 +7,9 @@
 #include <stdexcept>
 
 #include "policy/checkpoint.h"
-#include "rl/distributed.h"
-#include "rl/jsonl.h"
-#include "rl/lua_json.h"
+#include "rl/distributed/distributed.h"
+#include "rl/experiment/jsonl.h"
+#include "rl/experiment/lua_json.h"
 
 namespace grpo {
 namespace {

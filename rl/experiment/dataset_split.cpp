@@ -1,4 +1,4 @@
-#include "rl/dataset_split.h"
+#include "rl/experiment/dataset_split.h"
 
 #include <fmt/core.h>
 

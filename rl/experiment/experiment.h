@@ -18,7 +18,7 @@
 
 namespace grpo {
 
-class Distributed;  // rl/distributed.h
+class Distributed;  // rl/distributed/distributed.h
 
 struct ExperimentOptions {
   std::string script;

@@ -1,4 +1,4 @@
-#include "rl/run_directory.h"
+#include "rl/experiment/run_directory.h"
 
 #include <fmt/core.h>
 #include <fmt/format.h>

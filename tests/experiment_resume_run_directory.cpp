@@ -8,8 +8,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "rl/run_directory.h"
-#include "rl/shuffled_cursor.h"
+#include "rl/experiment/run_directory.h"
+#include "rl/experiment/shuffled_cursor.h"
 
 using namespace grpo;
 using nlohmann::json;

@@ -1,4 +1,4 @@
-#include "rl/shuffled_cursor.h"
+#include "rl/experiment/shuffled_cursor.h"
 
 #include <fmt/core.h>
 

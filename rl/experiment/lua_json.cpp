@@ -1,4 +1,4 @@
-#include "rl/lua_json.h"
+#include "rl/experiment/lua_json.h"
 
 #include <fmt/core.h>
 

@@ -1,4 +1,4 @@
-#include "rl/experiment.h"
+#include "rl/experiment/experiment.h"
 
 #include <fmt/core.h>
 #include <lua.hpp>
@@ -7,8 +7,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "rl/experiment_stages.h"
-#include "rl/stage_options.h"
+#include "rl/experiment/experiment_stages.h"
+#include "rl/experiment/stage_options.h"
 
 namespace grpo {
 namespace {

@@ -1,4 +1,4 @@
-#include "rl/progress.h"
+#include "rl/experiment/progress.h"
 
 #include <fmt/core.h>
 #include <unistd.h>

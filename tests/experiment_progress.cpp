@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <string>
 
-#include "rl/progress.h"
+#include "rl/experiment/progress.h"
 
 using namespace grpo;
 

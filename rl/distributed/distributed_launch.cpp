@@ -1,4 +1,4 @@
-#include "rl/distributed_launch.h"
+#include "rl/distributed/distributed_launch.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>

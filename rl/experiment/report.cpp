@@ -1,4 +1,4 @@
-#include "rl/report.h"
+#include "rl/experiment/report.h"
 
 #include <fmt/core.h>
 

@@ -11,14 +11,14 @@
 #include "policy/model_size.h"
 #include "rewards/rule_set.h"
 #include "rl/evaluation.h"
-#include "rl/experiment_stages.h"
+#include "rl/experiment/experiment_stages.h"
 #include "rl/grpo_trainer.h"
-#include "rl/lua_json.h"
+#include "rl/experiment/lua_json.h"
 #include "rl/pretrain.h"
-#include "rl/progress.h"
-#include "rl/shuffled_cursor.h"
-#include "rl/stage_options.h"
-#include "rl/train_checkpoint.h"
+#include "rl/experiment/progress.h"
+#include "rl/experiment/shuffled_cursor.h"
+#include "rl/experiment/stage_options.h"
+#include "rl/experiment/train_checkpoint.h"
 
 // The stages that make and train models: grpo.init, grpo.pretrain, grpo.train (GRPO), grpo.eval.
 namespace grpo {

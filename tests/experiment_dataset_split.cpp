@@ -5,7 +5,7 @@
 #include <random>
 #include <stdexcept>
 
-#include "rl/dataset_split.h"
+#include "rl/experiment/dataset_split.h"
 
 using namespace grpo;
 

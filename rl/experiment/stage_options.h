@@ -1,5 +1,5 @@
 #pragma once
-// What every stage of an experiment script shares (rl/experiment.cpp): the run's state behind the Lua
+// What every stage of an experiment script shares (rl/experiment/experiment.cpp): the run's state behind the Lua
 // state, the validated options table of one stage call, its record in the run directory, and the
 // dataset options (records, prompts, completions) that several stages read the same way.
 #include <lua.hpp>
@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "policy/tokenizer/tokenizer.h"
-#include "rl/experiment.h"
+#include "rl/experiment/experiment.h"
 #include "rl/prompt_example.h"
-#include "rl/run_directory.h"
+#include "rl/experiment/run_directory.h"
 
 namespace grpo {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "rl/report.h"
+#include "rl/experiment/report.h"
 
 using namespace grpo;
 namespace fs = std::filesystem;

@@ -10,14 +10,14 @@
 
 #include "policy/checkpoint.h"
 #include "rewards/rule_set.h"
-#include "rl/dataset_split.h"
-#include "rl/experiment_stages.h"
-#include "rl/jsonl.h"
-#include "rl/lua_json.h"
-#include "rl/progress.h"
+#include "rl/experiment/dataset_split.h"
+#include "rl/experiment/experiment_stages.h"
+#include "rl/experiment/jsonl.h"
+#include "rl/experiment/lua_json.h"
+#include "rl/experiment/progress.h"
 #include "rl/sample_dataset.h"
 #include "rl/sft.h"
-#include "rl/stage_options.h"
+#include "rl/experiment/stage_options.h"
 
 // The stages that make and score datasets (grpo.sft, grpo.sample) and the dataset helpers
 // (grpo.shuffle, grpo.split, grpo.read_jsonl, grpo.write_jsonl).

@@ -1,4 +1,4 @@
-#include "rl/train_checkpoint.h"
+#include "rl/experiment/train_checkpoint.h"
 
 #include <fmt/core.h>
 #include <torch/torch.h>
@@ -8,7 +8,7 @@
 #include <mutex>
 
 #include "policy/checkpoint.h"
-#include "rl/run_directory.h"
+#include "rl/experiment/run_directory.h"
 
 namespace grpo {
 namespace {

@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "rl/distributed.h"
-#include "rl_distributed_ranks.h"
+#include "rl/distributed/distributed.h"
+#include "distributed_test_ranks.h"
 
 using namespace grpo;
 using nlohmann::json;

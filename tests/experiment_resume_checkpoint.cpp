@@ -11,8 +11,8 @@
 #include "policy/tokenizer/tokenizer.h"
 #include "policy_test_models.h"
 #include "rl/grpo_trainer.h"
-#include "rl/shuffled_cursor.h"
-#include "rl/train_checkpoint.h"
+#include "rl/experiment/shuffled_cursor.h"
+#include "rl/experiment/train_checkpoint.h"
 
 using namespace grpo;
 namespace fs = std::filesystem;
