@@ -6,11 +6,16 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "rewards/lua_sandbox.h"
 
-// Everything here may be left by a Lua error (longjmp): only trivially destructible objects live on
-// these frames.
+// Every function here is C-style (see rewards/lua_trampoline.h), like Lua's own lstrlib: a malformed
+// pattern, a spent budget (LuaSandbox::charge), a memory error while pushing captures or growing the
+// luaL_Buffer (a Lua-owned box, collected like any garbage), and an error raised by gsub's replacement
+// function all jump over these frames, so only trivially destructible objects live on them; the
+// static_asserts below keep it so. Such a function needs no trampoline and no protected call: the
+// replacement function's error passes through unchanged, as in Lua.
 
 namespace grpo::rewards {
 namespace {
@@ -35,6 +40,8 @@ struct Matcher {
     std::ptrdiff_t length;  // or kUnfinished / kPosition
   } captures[kMaxCaptures];
 };
+
+static_assert(std::is_trivially_destructible_v<Matcher>, "Lua errors jump over Matcher frames");
 
 void step(Matcher& m, std::int64_t count = 1) {
   m.steps += count;
@@ -406,6 +413,8 @@ struct GmatchState {
   const char* last_match;  // end of the last match: an empty match there is skipped
   Matcher matcher;
 };
+
+static_assert(std::is_trivially_destructible_v<GmatchState>, "a userdata without finaliser");
 
 int gmatch_step(lua_State* state) {
   auto* iteration = static_cast<GmatchState*>(lua_touserdata(state, lua_upvalueindex(3)));

@@ -1,5 +1,10 @@
 #include "rewards/lua_sandbox.h"
 
+// The C functions here that Lua calls (load_entry, panic, the count hook and charge, which C functions
+// of the sandbox library call) are C-style (see rewards/lua_trampoline.h): they raise Lua errors, so
+// they hold no C++ object. The limit errors that charge raises are sticky (expired_), so a rule that
+// catches one with pcall, or a protected call inside a C++ built-in, only delays it.
+
 #include <fmt/core.h>
 #include <lua.hpp>
 

@@ -1,5 +1,10 @@
 #include "rewards/rule_set.h"
 
+// read_rule_entries runs inside the sandbox (rule entries may carry metamethods) and fills C++ vectors,
+// so it is C++-style behind lua_trampoline (rewards/lua_trampoline.h): it throws LuaError, and a
+// std::bad_alloc from a vector becomes a Lua error instead of an exception thrown through Lua's C
+// frames. The sample table is pushed by a C-style function (push_sample_entry) that owns nothing.
+
 #include <fmt/core.h>
 #include <lua.hpp>
 
@@ -9,6 +14,7 @@
 #include <memory>
 #include <sstream>
 
+#include "rewards/lua_trampoline.h"
 #include "rewards/sample_table.h"
 
 namespace grpo::rewards {
@@ -16,8 +22,7 @@ namespace {
 
 constexpr int kMaxParts = 64;  // named values one rule may report
 
-// What reading the rules chunk's result produces. Filled by a protected Lua C function: every Lua
-// error is raised before a C++ object is created on that frame.
+// What reading the rules chunk's result produces.
 struct RuleEntries {
   std::string default_name;
   std::vector<RuleSpec> specs;
@@ -31,15 +36,18 @@ std::optional<double> optional_number(lua_State* state, int table, const char* k
     return std::nullopt;
   }
   if (type != LUA_TNUMBER) {
-    luaL_error(state, "rule entry %d: '%s' must be a number, got %s", entry, key, lua_typename(state, type));
+    throw LuaError(fmt::format("rule entry {}: '{}' must be a number, got {}", entry, key, lua_typename(state, type)));
   }
   const double number = lua_tonumber(state, -1);
   lua_pop(state, 1);
-  if (!std::isfinite(number)) luaL_error(state, "rule entry %d: '%s' must be finite", entry, key);
+  if (!std::isfinite(number)) throw LuaError(fmt::format("rule entry {}: '{}' must be finite", entry, key));
   return number;
 }
 
-// Stack: [entries*, result of the rules chunk]. Keeps the rule functions in the registry.
+// Stack: [entries*, result of the rules chunk]. Keeps the rule functions in the registry. Called from
+// Lua through lua_trampoline: the Lua calls here that may raise (lua_getfield runs the entries'
+// metamethods, luaL_ref allocates) happen while only trivially destructible locals are alive; the
+// vectors filled live in the caller's frame, outside the protected call.
 int read_rule_entries(lua_State* state) {
   auto* entries = static_cast<RuleEntries*>(lua_touserdata(state, 1));
   if (lua_type(state, 2) == LUA_TFUNCTION) {
@@ -50,43 +58,44 @@ int read_rule_entries(lua_State* state) {
     return 0;
   }
   if (lua_type(state, 2) != LUA_TTABLE) {
-    return luaL_error(state, "the rules file must return a function or a list of rule entries, got %s",
-                      luaL_typename(state, 2));
+    throw LuaError(fmt::format("the rules file must return a function or a list of rule entries, got {}",
+                               luaL_typename(state, 2)));
   }
   const lua_Integer count = static_cast<lua_Integer>(lua_rawlen(state, 2));
-  if (count == 0) return luaL_error(state, "the rules file returned an empty list of rules");
+  if (count == 0) throw LuaError("the rules file returned an empty list of rules");
   for (lua_Integer i = 1; i <= count; ++i) {
     const int entry = static_cast<int>(i);
     if (lua_rawgeti(state, 2, i) != LUA_TTABLE) {
-      return luaL_error(state, "rule entry %d must be a table {name=..., rule=..., weight=...}", entry);
+      throw LuaError(fmt::format("rule entry {} must be a table {{name=..., rule=..., weight=...}}", entry));
     }
     const int table = lua_gettop(state);
     if (lua_getfield(state, table, "name") != LUA_TSTRING || lua_rawlen(state, -1) == 0) {
-      return luaL_error(state, "rule entry %d needs a non-empty string 'name'", entry);
+      throw LuaError(fmt::format("rule entry {} needs a non-empty string 'name'", entry));
     }
     const int name = lua_gettop(state);
     for (lua_Integer j = 1; j < i; ++j) {  // names must be unique: they key metrics
       lua_rawgeti(state, 2, j);
       lua_getfield(state, -1, "name");
       if (lua_rawequal(state, -1, name)) {
-        return luaL_error(state, "rule entry %d: duplicate rule name '%s'", entry, lua_tostring(state, name));
+        throw LuaError(fmt::format("rule entry {}: duplicate rule name '{}'", entry, lua_tostring(state, name)));
       }
       lua_pop(state, 2);
     }
     if (lua_getfield(state, table, "rule") != LUA_TFUNCTION) {
-      return luaL_error(state, "rule entry %d ('%s'): 'rule' must be a function of a sample", entry,
-                        lua_tostring(state, name));
+      throw LuaError(fmt::format("rule entry {} ('{}'): 'rule' must be a function of a sample", entry,
+                                 lua_tostring(state, name)));
     }
-    const int ref = luaL_ref(state, LUA_REGISTRYINDEX);
     const std::optional<double> weight = optional_number(state, table, "weight", entry);
     const std::optional<double> instructions = optional_number(state, table, "instructions", entry);
     const std::optional<double> seconds = optional_number(state, table, "seconds", entry);
     if ((instructions && *instructions < 1) || (seconds && *seconds <= 0)) {
-      return luaL_error(state, "rule entry %d: limits must be positive", entry);
+      throw LuaError(fmt::format("rule entry {}: limits must be positive", entry));
     }
+    lua_pushvalue(state, name + 1);  // the rule function
+    const int ref = luaL_ref(state, LUA_REGISTRYINDEX);
     std::size_t name_size = 0;
     const char* name_text = lua_tolstring(state, name, &name_size);
-    // From here on no Lua error can happen in this iteration.
+    // C++ only from here to the end of the iteration.
     entries->refs.push_back(ref);
     RuleSpec& spec = entries->specs.emplace_back();
     spec.name.assign(name_text, name_size);
@@ -112,7 +121,7 @@ LoadedRules load_rules(const RuleSet& rules, const std::string& default_name, Sa
   if (!status.ok()) throw RuleSetError(fmt::format("rules {}: {}", rules.origin(), status.message));
   loaded.entries.default_name = default_name;
   lua_State* state = sandbox.state();
-  lua_pushcfunction(state, read_rule_entries);
+  lua_pushcfunction(state, lua_trampoline<read_rule_entries>);
   lua_insert(state, -2);
   lua_pushlightuserdata(state, &loaded.entries);
   lua_insert(state, -2);

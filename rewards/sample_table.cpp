@@ -1,9 +1,20 @@
 #include "rewards/sample_table.h"
 
+// C-style (see rewards/lua_trampoline.h): a record nested too deep or one that does not fit the memory
+// cap raises a Lua error from up to 100 nested push_value frames, so those frames hold only references
+// into the json value and its trivially destructible iterators, never a copy (json::items() proxies
+// and keys as std::string would leak on every such record).
+
 #include <lua.hpp>
+
+#include <type_traits>
 
 namespace grpo::rewards {
 namespace {
+
+static_assert(std::is_trivially_destructible_v<nlohmann::json::object_t::const_iterator> &&
+                  std::is_trivially_destructible_v<nlohmann::json::array_t::const_iterator>,
+              "Lua errors jump over the loops of push_value");
 
 constexpr int kMaxDepth = 100;  // deeper records are refused rather than overflowing the C stack
 

@@ -1,5 +1,11 @@
 #include "rewards/sandbox_library.h"
 
+// Every function here is C-style (see rewards/lua_trampoline.h): only pointers, sizes and Lua stack
+// indices live on its frame, so luaL_check*, luaL_error, the memory errors of lua_push* and the errors
+// of the module loader that require calls may jump over it without leaving anything undestroyed.
+// Nothing here needs a C++ object; a function that does is written C++-style behind lua_trampoline,
+// as the verify library is.
+
 #include <lua.hpp>
 
 #include <cstring>
@@ -145,8 +151,9 @@ int sandbox_require(lua_State* state) {
     return luaL_error(state, "require('%s'): no such module in the rule library (rules can only "
                              "require the shipped modules)", name);
   }
+  lua_pushvalue(state, 1);
   lua_pushboolean(state, 0);
-  lua_setfield(state, 2, name);  // loading
+  lua_rawset(state, 2);  // loading
   lua_pushfstring(state, "@rewards/lua/%s.lua", name);
   if (luaL_loadbufferx(state, module->source.data(), module->source.size(), lua_tostring(state, -1),
                        "t") != LUA_OK) {
@@ -155,7 +162,15 @@ int sandbox_require(lua_State* state) {
   push_chunk_environment(state);
   lua_setupvalue(state, -2, 1);
   lua_pushvalue(state, 1);
-  lua_call(state, 1, 1);
+  if (lua_pcall(state, 1, 1, 0) != LUA_OK) {
+    // Forget the "loading" mark, or every later require of this module would report a circular
+    // require; then pass the loader's error on unchanged (lua_error keeps a memory error one). Setting
+    // an existing key with rawset allocates nothing.
+    lua_pushvalue(state, 1);
+    lua_pushnil(state);
+    lua_rawset(state, 2);
+    return lua_error(state);
+  }
   if (lua_isnil(state, -1)) {
     lua_pop(state, 1);
     lua_pushboolean(state, 1);

@@ -1,15 +1,24 @@
 #include "rewards/verify_library.h"
 
+// Every verify function computes with C++ objects (strings, optionals, the program request), so each
+// is C++-style (rewards/lua_trampoline.h): it reads its arguments with the throwing helpers, computes
+// in C++ that may throw, and pushes its results through push_protected; errors become exceptions that
+// lua_trampoline raises as Lua errors once every C++ frame has unwound. A rule that calls them with
+// bad arguments a million times leaks nothing, and sees luaL_check*'s messages as before.
+//
+// verify.run_program also reads a table the rule built: lua_getfield may run the rule's metamethods
+// (which may raise errors, or call verify.run_program again) and allocate, so the table is first read
+// into plain Lua values while no C++ object is alive, and only then copied into the C++ request.
+
 #include <lua.hpp>
 
-#include <cmath>
 #include <cstdint>
-#include <cstdio>
-#include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "rewards/arith_eval.h"
+#include "rewards/lua_trampoline.h"
 #include "rewards/math_equal.h"
 #include "rewards/program_runner.h"
 #include "rewards/script_ratio.h"
@@ -18,91 +27,42 @@
 namespace grpo::rewards {
 namespace {
 
-// A Lua error longjmps over C++ frames without running destructors. So each function computes in
-// C++ inside `guarded` (exceptions become a Lua error raised after the C++ objects are gone) and
-// keeps results that outlive that block in per-thread storage, never on the frame a Lua call may
-// leave.
-template <typename Compute>
-void guarded(lua_State* state, Compute&& compute) {
-  char message[256];
-  bool failed = false;
-  try {
-    compute();
-  } catch (const std::exception& error) {
-    std::snprintf(message, sizeof message, "%s", error.what());
-    failed = true;
-  }
-  if (failed) luaL_error(state, "%s", message);
-}
-
-std::string& scratch() {
-  thread_local std::string text;
-  return text;
-}
-
-std::string_view check_text(lua_State* state, int index) {
-  std::size_t size = 0;
-  const char* text = luaL_checklstring(state, index, &size);
-  return {text, size};
-}
-
-int push_optional_text(lua_State* state, bool found) {
-  if (!found) {
-    lua_pushnil(state);
-  } else {
-    lua_pushlstring(state, scratch().data(), scratch().size());
-  }
-  return 1;
+int push_optional_text(lua_State* state, const std::optional<std::string>& text) {
+  return push_protected(state, [&](lua_State* L) {
+    if (text) {
+      lua_pushlstring(L, text->data(), text->size());
+    } else {
+      lua_pushnil(L);
+    }
+  });
 }
 
 int verify_extract_boxed(lua_State* state) {
-  const std::string_view text = check_text(state, 1);
-  bool found = false;
-  guarded(state, [&] {
-    auto content = extract_boxed(text);
-    if ((found = content.has_value())) scratch() = std::move(*content);
-  });
-  return push_optional_text(state, found);
+  const std::string_view text = lua_text_argument(state, 1, "verify.extract_boxed");
+  return push_optional_text(state, extract_boxed(text));
 }
 
 int verify_extract_tag(lua_State* state) {
-  const std::string_view text = check_text(state, 1);
-  const std::string_view tag = check_text(state, 2);
-  bool found = false;
-  guarded(state, [&] {
-    auto content = extract_tag(text, tag);
-    if ((found = content.has_value())) scratch() = std::move(*content);
-  });
-  return push_optional_text(state, found);
+  const std::string_view text = lua_text_argument(state, 1, "verify.extract_tag");
+  const std::string_view tag = lua_text_argument(state, 2, "verify.extract_tag");
+  return push_optional_text(state, extract_tag(text, tag));
 }
 
-// A number as Lua sees it: an integer when the text is one that fits, a float otherwise.
-void push_number_text(lua_State* state, const std::string& text) {
-  if (lua_stringtonumber(state, text.c_str()) == 0) lua_pushnil(state);
-}
-
+// The last number as Lua reads it: an integer when the text is one that fits, a float otherwise.
 int verify_last_number(lua_State* state) {
-  const std::string_view text = check_text(state, 1);
-  bool found = false;
-  guarded(state, [&] {
-    auto number = last_number(text);
-    if ((found = number.has_value())) scratch() = std::move(*number);
+  const std::string_view text = lua_text_argument(state, 1, "verify.last_number");
+  const std::optional<std::string> number = last_number(text);
+  return push_protected(state, [&](lua_State* L) {
+    if (!number || lua_stringtonumber(L, number->c_str()) == 0) lua_pushnil(L);
   });
-  if (!found) {
-    lua_pushnil(state);
-  } else {
-    push_number_text(state, scratch());
-  }
-  return 1;
 }
 
 int verify_script_ratio(lua_State* state) {
-  const std::string_view text = check_text(state, 1);
-  const std::string_view script = check_text(state, 2);
-  std::optional<double> ratio;
-  guarded(state, [&] { ratio = script_ratio(text, script); });
-  if (!ratio) return luaL_error(state, "verify.script_ratio: unknown script '%s'", script.data());
-  lua_pushnumber(state, *ratio);
+  const std::string_view text = lua_text_argument(state, 1, "verify.script_ratio");
+  const std::string_view script = lua_text_argument(state, 2, "verify.script_ratio");
+  const std::optional<double> ratio = script_ratio(text, script);
+  if (!ratio) throw LuaError("verify.script_ratio: unknown script '" + std::string(script) + "'");
+  lua_pushnumber(state, *ratio);  // a number fits the stack slots every C function has: no allocation
   return 1;
 }
 
@@ -113,141 +73,147 @@ int verify_math_equal(lua_State* state) {
     lua_pushboolean(state, 0);
     return 1;
   }
-  const std::string_view predicted = check_text(state, 1);
-  const std::string_view gold = check_text(state, 2);
+  const std::string_view predicted = lua_text_argument(state, 1, "verify.math_equal");
+  const std::string_view gold = lua_text_argument(state, 2, "verify.math_equal");
   MathEqualOptions options;
-  options.relative_tolerance = luaL_optnumber(state, 3, options.relative_tolerance);
-  bool equal = false;
-  guarded(state, [&] { equal = math_equal(predicted, gold, options); });
-  lua_pushboolean(state, equal);
+  options.relative_tolerance =
+      lua_optional_number_argument(state, 3, "verify.math_equal", options.relative_tolerance);
+  lua_pushboolean(state, math_equal(predicted, gold, options));
   return 1;
 }
 
 // verify.eval_arith(expression) -> value, exact ("p/q" or "n"); or nil, reason. The value is an
 // integer when the exact result is one, a float otherwise.
 int verify_eval_arith(lua_State* state) {
-  const std::string_view expression = check_text(state, 1);
-  bool ok = false;
-  double value = 0;
-  std::int64_t integer = 0;
-  bool is_integer = false;
-  guarded(state, [&] {
-    ArithResult result = eval_arith(expression);
-    ok = result.value.has_value();
-    if (ok) {
-      value = result.value->to_double();
-      is_integer = result.value->is_integer();
-      integer = result.value->numerator();
-      scratch() = result.value->to_string();
+  const std::string_view expression = lua_text_argument(state, 1, "verify.eval_arith");
+  const ArithResult result = eval_arith(expression);
+  const std::string text = result.value ? result.value->to_string() : result.error;
+  return push_protected(state, [&](lua_State* L) {
+    if (!result.value) {
+      lua_pushnil(L);
+    } else if (result.value->is_integer()) {
+      lua_pushinteger(L, result.value->numerator());
     } else {
-      scratch() = std::move(result.error);
+      lua_pushnumber(L, result.value->to_double());
     }
+    lua_pushlstring(L, text.data(), text.size());
   });
-  if (!ok) {
-    lua_pushnil(state);
-    lua_pushlstring(state, scratch().data(), scratch().size());
-    return 2;
-  }
-  if (is_integer) {
-    lua_pushinteger(state, integer);
-  } else {
-    lua_pushnumber(state, value);
-  }
-  lua_pushlstring(state, scratch().data(), scratch().size());
-  return 2;
 }
 
-// Reads string field `key` of the table at 1 into `out`; false (with `why` set) when it is not a string.
-bool read_string_field(lua_State* state, int table, const char* key, std::string& out, bool required, char* why) {
+// --- verify.run_program --------------------------------------------------------------------------
+
+// Stack slots of the request once collect_program_request has read it.
+constexpr int kRequest = 1, kLanguage = 2, kSource = 3, kTimeLimit = 4, kMemoryLimit = 5, kTests = 6,
+              kFlatTests = 7;
+
+// Pushes field `key` of the request (or test) table at `table`: a string, or nil when not `required`.
+void push_string_field(lua_State* state, int table, const char* key, bool required) {
   const int type = lua_getfield(state, table, key);
-  if (type == LUA_TSTRING) {
-    std::size_t size = 0;
-    const char* text = lua_tolstring(state, -1, &size);
-    out.assign(text, size);
-  } else if (type != LUA_TNIL || required) {
-    std::snprintf(why, 200, "verify.run_program: '%s' must be a string", key);
+  if (type != LUA_TSTRING && (type != LUA_TNIL || required)) {
     lua_pop(state, 1);
-    return false;
+    throw LuaError(std::string("verify.run_program: '") + key + "' must be a string");
   }
-  lua_pop(state, 1);
-  return true;
+}
+
+// Reads the request table with Lua calls only (they may raise: nothing with a destructor is alive
+// here until a LuaError is thrown). Leaves the language, source, limits and tests at the slots above;
+// kFlatTests is a fresh list with two strings per test: input and expected output, or the assertion
+// and false. Returns the number of tests.
+lua_Integer collect_program_request(lua_State* state) {
+  lua_table_argument(state, kRequest, "verify.run_program");
+  lua_settop(state, kRequest);
+  push_string_field(state, kRequest, "language", true);
+  push_string_field(state, kRequest, "source", true);
+  lua_getfield(state, kRequest, "time_limit");
+  lua_getfield(state, kRequest, "memory_limit");
+  if (lua_getfield(state, kRequest, "tests") != LUA_TTABLE) throw LuaError("verify.run_program: 'tests' must be a list");
+  const lua_Integer count = static_cast<lua_Integer>(lua_rawlen(state, kTests));
+  lua_createtable(state, static_cast<int>(count < 1'000'000 ? 2 * count : 0), 0);
+  for (lua_Integer i = 1; i <= count; ++i) {
+    const int type = lua_rawgeti(state, kTests, i);
+    if (type == LUA_TSTRING) {
+      lua_rawseti(state, kFlatTests, 2 * i - 1);
+      lua_pushboolean(state, 0);
+      lua_rawseti(state, kFlatTests, 2 * i);
+    } else if (type == LUA_TTABLE) {
+      const int entry = lua_gettop(state);
+      push_string_field(state, entry, "input", false);
+      if (lua_isnil(state, -1)) {
+        lua_pop(state, 1);
+        lua_pushliteral(state, "");
+      }
+      lua_rawseti(state, kFlatTests, 2 * i - 1);
+      push_string_field(state, entry, "output", true);
+      lua_rawseti(state, kFlatTests, 2 * i);
+      lua_pop(state, 1);
+    } else {
+      throw LuaError("verify.run_program: test " + std::to_string(i) +
+                     " must be a table {input=, output=} or a string");
+    }
+  }
+  luaL_checkstack(state, 2, "verify.run_program");  // for reading kFlatTests back without allocating
+  return count;
+}
+
+// The string at a stack slot (a string by construction). Allocates in C++ only.
+std::string stack_string(lua_State* state, int index) {
+  std::size_t size = 0;
+  const char* text = lua_tolstring(state, index, &size);
+  return std::string(text, size);
 }
 
 // verify.run_program{language=, source=, tests={...}, time_limit=, memory_limit=}
 //   -> {passed=, total=, verdicts={"passed"|"wrong_answer"|...}, compile_output=}
 // A test is {input=, output=} (stdin/stdout) or a string of assertion code appended to the source.
 int verify_run_program(lua_State* state) {
-  luaL_checktype(state, 1, LUA_TTABLE);
-  thread_local ProgramRequest request;
-  thread_local ProgramResult result;
-  char why[200] = "";
-  bool ok = true;
-  request = ProgramRequest{};
-  ok = read_string_field(state, 1, "language", request.language, true, why) &&
-       read_string_field(state, 1, "source", request.source, true, why);
-  if (ok) {
-    lua_getfield(state, 1, "time_limit");
-    if (lua_type(state, -1) == LUA_TNUMBER) request.time_limit = lua_tonumber(state, -1);
-    lua_getfield(state, 1, "memory_limit");
-    if (lua_type(state, -1) == LUA_TNUMBER) request.memory_limit_mb = lua_tonumber(state, -1);
+  const lua_Integer count = collect_program_request(state);
+  // From here on only non-raising Lua calls (raw reads of strings and numbers already on the stack).
+  ProgramRequest request;
+  request.language = stack_string(state, kLanguage);
+  request.source = stack_string(state, kSource);
+  if (lua_type(state, kTimeLimit) == LUA_TNUMBER) request.time_limit = lua_tonumber(state, kTimeLimit);
+  if (lua_type(state, kMemoryLimit) == LUA_TNUMBER) request.memory_limit_mb = lua_tonumber(state, kMemoryLimit);
+  for (lua_Integer i = 1; i <= count; ++i) {
+    ProgramTest& test = request.tests.emplace_back();
+    lua_rawgeti(state, kFlatTests, 2 * i - 1);
+    const bool assertion = lua_rawgeti(state, kFlatTests, 2 * i) != LUA_TSTRING;
+    if (assertion) {
+      test.assertion = stack_string(state, -2);
+    } else {
+      test.input = stack_string(state, -2);
+      test.expected_output = stack_string(state, -1);
+    }
     lua_pop(state, 2);
-    if (lua_getfield(state, 1, "tests") != LUA_TTABLE) {
-      std::snprintf(why, sizeof why, "verify.run_program: 'tests' must be a list");
-      ok = false;
+  }
+  const ProgramResult result = run_program(request);
+  return push_protected(state, [&](lua_State* L) {
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, result.passed);
+    lua_setfield(L, -2, "passed");
+    lua_pushinteger(L, result.total);
+    lua_setfield(L, -2, "total");
+    lua_createtable(L, static_cast<int>(result.verdicts.size()), 0);
+    for (std::size_t i = 0; i < result.verdicts.size(); ++i) {
+      lua_pushstring(L, to_string(result.verdicts[i]));
+      lua_rawseti(L, -2, static_cast<lua_Integer>(i) + 1);
     }
-  }
-  if (ok) {
-    const int tests = lua_gettop(state);
-    const lua_Integer count = static_cast<lua_Integer>(lua_rawlen(state, tests));
-    for (lua_Integer i = 1; i <= count && ok; ++i) {
-      ProgramTest& test = request.tests.emplace_back();
-      const int type = lua_rawgeti(state, tests, i);
-      if (type == LUA_TSTRING) {
-        std::size_t size = 0;
-        const char* text = lua_tolstring(state, -1, &size);
-        test.assertion.assign(text, size);
-      } else if (type == LUA_TTABLE) {
-        const int entry = lua_gettop(state);
-        ok = read_string_field(state, entry, "input", test.input, false, why) &&
-             read_string_field(state, entry, "output", test.expected_output, true, why);
-      } else {
-        std::snprintf(why, sizeof why, "verify.run_program: test %d must be a table {input=, output=} or a string",
-                      static_cast<int>(i));
-        ok = false;
-      }
-      lua_pop(state, 1);
-    }
-    lua_pop(state, 1);
-  }
-  if (!ok) return luaL_error(state, "%s", why);
-  guarded(state, [&] { result = run_program(request); });
-  lua_createtable(state, 0, 4);
-  lua_pushinteger(state, result.passed);
-  lua_setfield(state, -2, "passed");
-  lua_pushinteger(state, result.total);
-  lua_setfield(state, -2, "total");
-  lua_createtable(state, static_cast<int>(result.verdicts.size()), 0);
-  for (std::size_t i = 0; i < result.verdicts.size(); ++i) {
-    lua_pushstring(state, to_string(result.verdicts[i]));
-    lua_rawseti(state, -2, static_cast<lua_Integer>(i) + 1);
-  }
-  lua_setfield(state, -2, "verdicts");
-  lua_pushlstring(state, result.compile_output.data(), result.compile_output.size());
-  lua_setfield(state, -2, "compile_output");
-  return 1;
+    lua_setfield(L, -2, "verdicts");
+    lua_pushlstring(L, result.compile_output.data(), result.compile_output.size());
+    lua_setfield(L, -2, "compile_output");
+  });
 }
 
 }  // namespace
 
 void open_verify_library(lua_State* state) {
   const luaL_Reg functions[] = {
-      {"extract_boxed", verify_extract_boxed},
-      {"extract_tag", verify_extract_tag},
-      {"last_number", verify_last_number},
-      {"script_ratio", verify_script_ratio},
-      {"math_equal", verify_math_equal},
-      {"eval_arith", verify_eval_arith},
-      {"run_program", verify_run_program},
+      {"extract_boxed", lua_trampoline<verify_extract_boxed>},
+      {"extract_tag", lua_trampoline<verify_extract_tag>},
+      {"last_number", lua_trampoline<verify_last_number>},
+      {"script_ratio", lua_trampoline<verify_script_ratio>},
+      {"math_equal", lua_trampoline<verify_math_equal>},
+      {"eval_arith", lua_trampoline<verify_eval_arith>},
+      {"run_program", lua_trampoline<verify_run_program>},
       {nullptr, nullptr},
   };
   luaL_newlib(state, functions);
