@@ -52,10 +52,6 @@ std::vector<int64_t> GroupAdvantages::zero_variance_groups() const {
   return ids;
 }
 
-namespace {
-
-// Standard deviation of values around `mean` with the chosen estimator; 0 for fewer than two values
-// (the unbiased estimator is undefined there, and a single sample has no spread to normalise).
 double standard_deviation(const std::vector<double>& values, double mean, StdEstimator estimator) {
   const size_t n = values.size();
   if (n < 2) return 0.0;
@@ -71,7 +67,11 @@ double mean_of(const std::vector<double>& values) {
   return values.empty() ? 0.0 : sum / double(values.size());
 }
 
-}  // namespace
+bool all_equal(const std::vector<double>& values) {
+  for (double v : values)
+    if (v != values.front()) return false;
+  return true;
+}
 
 GroupAdvantages group_advantages(const Tensor& rewards, const Tensor& group_ids, const AdvantageOptions& options) {
   const char* where = "group_advantages";
@@ -111,8 +111,7 @@ GroupAdvantages group_advantages(const Tensor& rewards, const Tensor& group_ids,
     s.size = int64_t(values.size());
     s.mean = group_mean[k] = mean_of(values);
     s.std = standard_deviation(values, s.mean, options.std_estimator);
-    s.zero_variance = true;
-    for (double v : values) s.zero_variance = s.zero_variance && v == values.front();
+    s.zero_variance = all_equal(values);
   }
 
   double batch_std = 0;
@@ -347,68 +346,64 @@ std::vector<std::pair<std::string, double>> LossStats::metrics() const {
   return m;
 }
 
+namespace {
+
+// Scalars computed where the loss lives, copied to the host together: a GPU run pays one
+// device-to-host copy per micro-batch instead of one per statistic.
+class HostScalars {
+ public:
+  // `*destination` receives `scalar` (a 0-dim tensor) at copy().
+  void add(double* destination, const Tensor& scalar) {
+    destinations_.push_back(destination);
+    values_.push_back(scalar.to(torch::kDouble));
+  }
+  void copy() {
+    const Tensor host = torch::stack(values_).cpu();
+    const double* v = host.data_ptr<double>();
+    for (size_t i = 0; i < destinations_.size(); ++i) *destinations_[i] = v[i];
+  }
+
+ private:
+  std::vector<double*> destinations_;
+  std::vector<Tensor> values_;
+};
+
+}  // namespace
+
 MicroBatchLoss grpo_loss(const PolicyLossInputs& inputs, const ObjectiveOptions& options,
                          const LossNormalizer& normalizer) {
   const PerTokenLoss terms = per_token_policy_loss(inputs, options.policy);
-  const Tensor& mask = inputs.mask;
   MicroBatchLoss out;
-  out.loss = aggregate_loss(terms.total, mask, options.aggregation, normalizer);
+  out.loss = aggregate_loss(terms.total, inputs.mask, options.aggregation, normalizer);
 
-  // Every statistic in one tensor, so a GPU run pays a single device-to-host copy per micro-batch.
   torch::NoGradGuard no_grad;
-  const Tensor m = mask.to(torch::kBool);
+  const Tensor m = inputs.mask.to(torch::kBool);
   const Tensor zero = torch::zeros({}, terms.ratio.options());
   const double inf = std::numeric_limits<double>::infinity();
-  const auto aggregate = [&](const Tensor& t) {
-    return aggregate_loss(t.detach(), m, options.aggregation, normalizer);
-  };
-  std::vector<Tensor> values = {
-      m.sum().to(torch::kDouble),
-      terms.clipped_low.sum().to(torch::kDouble),
-      terms.clipped_high.sum().to(torch::kDouble),
-      terms.dual_clipped.sum().to(torch::kDouble),
-      torch::where(m, terms.ratio, zero).sum().to(torch::kDouble),
-      torch::where(m, terms.ratio, torch::full({}, inf, terms.ratio.options())).min().to(torch::kDouble),
-      torch::where(m, terms.ratio, torch::full({}, -inf, terms.ratio.options())).max().to(torch::kDouble),
-      torch::where(m, inputs.old_logp.detach().to(inputs.logp.scalar_type()) - inputs.logp.detach(), zero)
-          .sum()
-          .to(torch::kDouble),
-      aggregate(terms.policy).to(torch::kDouble),
-  };
-  const bool has_kl = terms.kl.defined(), has_entropy = inputs.entropy.defined();
-  if (has_kl) {
-    values.push_back(terms.kl.sum().to(torch::kDouble));
-    values.push_back(aggregate(options.policy.kl_coef * terms.kl).to(torch::kDouble));
-  }
-  if (has_entropy) {
-    const Tensor entropy = torch::where(m, inputs.entropy.detach().to(inputs.logp.scalar_type()), zero);
-    values.push_back(entropy.sum().to(torch::kDouble));
-    values.push_back(aggregate(-options.policy.entropy_coef * entropy).to(torch::kDouble));
-  }
-  const Tensor host = torch::stack(values).cpu();
-  const double* v = host.data_ptr<double>();
+  const auto aggregate = [&](const Tensor& t) { return aggregate_loss(t.detach(), m, options.aggregation, normalizer); };
+  const auto masked = [&](const Tensor& t, const Tensor& fill) { return torch::where(m, t, fill); };
   LossStats& s = out.stats;
-  s.tokens = v[0];
-  s.clipped_low = v[1];
-  s.clipped_high = v[2];
-  s.dual_clipped = v[3];
-  s.ratio_sum = v[4];
-  s.ratio_min = s.tokens > 0 ? v[5] : 0;
-  s.ratio_max = s.tokens > 0 ? v[6] : 0;
-  s.old_minus_new_sum = v[7];
-  s.policy_loss = v[8];
-  size_t next = 9;
-  if (has_kl) {
-    s.has_ref_kl = true;
-    s.ref_kl_sum = v[next++];
-    s.kl_loss = v[next++];
+  HostScalars host;
+  host.add(&s.tokens, m.sum());
+  host.add(&s.clipped_low, terms.clipped_low.sum());
+  host.add(&s.clipped_high, terms.clipped_high.sum());
+  host.add(&s.dual_clipped, terms.dual_clipped.sum());
+  host.add(&s.ratio_sum, masked(terms.ratio, zero).sum());
+  host.add(&s.ratio_min, masked(terms.ratio, torch::full({}, inf, terms.ratio.options())).min());
+  host.add(&s.ratio_max, masked(terms.ratio, torch::full({}, -inf, terms.ratio.options())).max());
+  host.add(&s.old_minus_new_sum, masked(inputs.old_logp.detach().to(inputs.logp.scalar_type()) - inputs.logp.detach(), zero).sum());
+  host.add(&s.policy_loss, aggregate(terms.policy));
+  if ((s.has_ref_kl = terms.kl.defined())) {
+    host.add(&s.ref_kl_sum, terms.kl.sum());
+    host.add(&s.kl_loss, aggregate(options.policy.kl_coef * terms.kl));
   }
-  if (has_entropy) {
-    s.has_entropy = true;
-    s.entropy_sum = v[next++];
-    s.entropy_loss = options.policy.entropy_coef != 0 ? v[next] : 0;
-    next++;
+  if ((s.has_entropy = inputs.entropy.defined())) {
+    const Tensor entropy = masked(inputs.entropy.detach().to(inputs.logp.scalar_type()), zero);
+    host.add(&s.entropy_sum, entropy.sum());
+    if (options.policy.entropy_coef != 0) host.add(&s.entropy_loss, aggregate(-options.policy.entropy_coef * entropy));
   }
+  host.copy();
+  if (s.tokens == 0) s.ratio_min = s.ratio_max = 0;  // the ±inf fill values of an empty mask
   return out;
 }
 

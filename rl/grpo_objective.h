@@ -41,6 +41,14 @@ struct AdvantageOptions {
   double eps = 1e-6;  // verl's epsilon; TRL uses 1e-4, Dr. GRPO's code 1e-8
 };
 
+// The statistics advantages are built from (the trainer's reward metrics use the same ones).
+double mean_of(const std::vector<double>& values);  // 0 for no values
+// 0 for fewer than two values (the unbiased estimator is undefined there, and a single sample has no
+// spread to normalise).
+double standard_deviation(const std::vector<double>& values, double mean, StdEstimator estimator);
+// Every value exactly equal (true for zero or one value): a group with no learning signal.
+bool all_equal(const std::vector<double>& values);
+
 struct GroupSummary {
   int64_t group_id = 0;
   int64_t size = 0;

@@ -3,13 +3,13 @@
 #include <fmt/core.h>
 
 #include <algorithm>
-#include <chrono>
 #include <deque>
 #include <cmath>
 #include <numeric>
 #include <random>
 #include <stdexcept>
 
+#include "policy/stopwatch.h"
 #include "policy/token_logprobs.h"
 #include "rl/data_parallel.h"
 #include "rl/sample_dataset.h"
@@ -18,15 +18,11 @@
 namespace grpo {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
+// Mean and (unbiased) standard deviation of a metric over the step's samples: "name", "name_std".
 void add_mean_std(StepMetrics& m, const std::string& name, const std::vector<double>& values) {
   if (values.empty()) return;
-  double mean = std::accumulate(values.begin(), values.end(), 0.0) / values.size(), sq = 0;
-  for (double v : values) sq += (v - mean) * (v - mean);
-  m[name] = mean;
-  m[name + "_std"] = values.size() > 1 ? std::sqrt(sq / (values.size() - 1)) : 0.0;
+  m[name] = mean_of(values);
+  m[name + "_std"] = standard_deviation(values, m[name], StdEstimator::Unbiased);
 }
 
 }  // namespace
@@ -82,7 +78,7 @@ struct GrpoTrainer::SampledGroups {
 StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const PromptSource& more_prompts) {
   StepResult result;
   StepMetrics& m = result.metrics;
-  const auto step_start = Clock::now();
+  const Stopwatch step_time;
   if (config_.reference_reset_every > 0 && step_ > 0 && step_ % config_.reference_reset_every == 0 && reference_)
     reference_->reset_to(policy_);
   for (MoeRouter& router : policy_->routers()) router->reset_load();
@@ -100,9 +96,9 @@ StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const Pr
   const std::vector<double> advantages = advantages_of(kept, completions, m);
   result.samples = sample_log(sampled, kept, advantages, share.begin);
   // 4. Policy update.
-  auto t = Clock::now();
+  const Stopwatch update_time;
   const double skipped = completions.empty() ? 0.0 : policy_update(completions, advantages, m);
-  const double update_seconds = seconds_since(t);
+  const double update_seconds = update_time.seconds();
   result.skipped = skipped > 0;
   consecutive_skips_ = result.skipped ? consecutive_skips_ + 1 : 0;
   // 5. MoE load balance over the step (rollout and training forwards), then the optional bias update.
@@ -111,7 +107,7 @@ StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const Pr
   m["timing/rollout"] = sampled.rollout_seconds;
   m["timing/reward"] = sampled.reward_seconds;
   m["timing/update"] = update_seconds;
-  m["timing/step"] = seconds_since(step_start);
+  m["timing/step"] = step_time.seconds();
   m["tokens_per_second/rollout"] = sampled.rollout_seconds > 0 ? sampled.generated_tokens / sampled.rollout_seconds : 0;
   if (config_.distributed) reduce_rank_local_metrics(m, *config_.distributed);
   m["step"] = static_cast<double>(step_);
@@ -138,19 +134,18 @@ GrpoTrainer::SampledGroups GrpoTrainer::sample_groups(const std::vector<PromptEx
   // Seeds follow the global prompt index, so ranks together sample what one process samples.
   int64_t prompt_counter = share.begin, informative = 0;
   while (!todo.empty()) {
-    auto t = Clock::now();
+    Stopwatch phase;
     std::vector<PromptRequest> requests;
     for (const PromptExample* p : todo)
       requests.push_back({p->prompt_ids, config_.group_size, mix_seeds(mix_seeds(config_.seed, static_cast<uint64_t>(step_)), prompt_counter++)});
     std::vector<Completion> completions = engine.generate(requests);
-    out.rollout_seconds += seconds_since(t);
+    out.rollout_seconds += phase.restart();
     out.generated_tokens += engine.stats().generated_tokens;
 
-    t = Clock::now();
     std::vector<rewards::Sample> samples;
     for (const Completion& c : completions) samples.push_back(reward_input(*todo[c.request_index], c));
     std::vector<rewards::SampleScore> scores = scorer_->score(samples);
-    out.reward_seconds += seconds_since(t);
+    out.reward_seconds += phase.seconds();
 
     for (size_t g = 0; g < todo.size(); ++g) {
       ScoredGroup group;
@@ -164,8 +159,9 @@ GrpoTrainer::SampledGroups GrpoTrainer::sample_groups(const std::vector<PromptEx
         group.scores.back().total += penalty;
         group.overlong_penalties.push_back(penalty);
       }
-      group.zero_variance = std::all_of(group.scores.begin(), group.scores.end(),
-                                        [&](const rewards::SampleScore& s) { return s.total == group.scores[0].total; });
+      std::vector<double> totals;
+      for (const rewards::SampleScore& score : group.scores) totals.push_back(score.total);
+      group.zero_variance = all_equal(totals);
       informative += !group.zero_variance;
       out.groups.push_back(std::move(group));
     }
@@ -285,31 +281,49 @@ void GrpoTrainer::balance_experts(StepMetrics& m) {
   if (config_.router_bias_update > 0) policy_->update_routing_biases(config_.router_bias_update);
 }
 
+// ---------------------------------------------------------------------------------------------
+// 4. Policy update: μ passes over the step's samples, one optimizer step per minibatch
+// ---------------------------------------------------------------------------------------------
+
+// What the update accumulates over its minibatches, for the step's metrics.
+struct GrpoTrainer::UpdateTotals {
+  LossStats stats;
+  double drift_sum = 0, drift_tokens = 0;  // |rollout − training log-prob| over first-pass tokens
+  double grad_norm_sum = 0, trained_tokens = 0, learning_rate = 0;
+  int64_t updates = 0, skipped = 0;
+  double skipped_grad_norm = 0;  // the last skipped update's (non-finite) norm
+};
+
+// The loss denominators of a minibatch, counted over every rank (DAPO's token-mean over the batch).
+struct GrpoTrainer::MinibatchNormalizer {
+  LossNormalizer loss;
+  double rows = 0;  // sequences in the minibatch, all ranks: the MoE aux loss's micro-batch weight
+};
+
+LogprobOptions GrpoTrainer::logprob_options() const {
+  LogprobOptions lp;
+  lp.temperature = config_.sampling.greedy() ? 1.0 : config_.sampling.temperature;
+  lp.chunk_positions = config_.logprob_chunk;
+  return lp;
+}
+
 double GrpoTrainer::policy_update(const std::vector<const Completion*>& completions, const std::vector<double>& advantages,
                                   StepMetrics& m) {
   const torch::Device device = policy_->model->embed_tokens->weight.device();
   const bool replay = config_.routing_replay && policy_->config().has_moe();
   SequenceBatch all = build_sequence_batch(completions, advantages, replay, config_.mask_truncated).to(device);
-  const int64_t width = all.targets.size(1);
-  LogprobOptions lp;
-  lp.temperature = config_.sampling.greedy() ? 1.0 : config_.sampling.temperature;
-  lp.chunk_positions = config_.logprob_chunk;
-
-  const PolicyLossOptions& loss_options = config_.objective.policy;
-  if (loss_options.kl_coef != 0) {
-    auto t = Clock::now();
+  if (config_.objective.policy.kl_coef != 0) {
+    Stopwatch stopwatch;
     ModelInputs in;
     in.input_ids = all.input_ids;
     in.attention_mask = all.attention_mask;
-    all.ref_logprobs = reference_->logprobs(in, all.first_position, all.targets, lp);
-    m["timing/reference"] = seconds_since(t);
+    all.ref_logprobs = reference_->logprobs(in, all.first_position, all.targets, logprob_options());
+    m["timing/reference"] = stopwatch.seconds();
   }
 
   policy_->train();
+  UpdateTotals totals;
   const int64_t n = all.rows();
-  LossStats stats;
-  double drift_sum = 0, drift_tokens = 0, grad_norm_sum = 0, skipped = 0, trained_tokens = 0;
-  int64_t updates = 0;
   std::vector<int64_t> order(n);
   std::iota(order.begin(), order.end(), 0);
   for (int64_t epoch = 0; epoch < config_.epochs; ++epoch) {
@@ -318,85 +332,108 @@ double GrpoTrainer::policy_update(const std::vector<const Completion*>& completi
     for (int64_t mb = 0; mb < config_.minibatches; ++mb) {
       const int64_t begin = n * mb / config_.minibatches, end = n * (mb + 1) / config_.minibatches;
       if (begin == end) continue;
-      SequenceBatch minibatch = all.select(std::vector<int64_t>(order.begin() + begin, order.begin() + end));
-      LossNormalizer normalizer = LossNormalizer::count(minibatch.completion_mask, static_cast<double>(config_.stop.max_new_tokens));
-      double minibatch_rows = static_cast<double>(minibatch.rows());
-      if (config_.distributed) {  // the normaliser counts every rank's tokens (DAPO's token-mean over the batch)
-        std::vector<double> counts = {normalizer.tokens, normalizer.sequences, minibatch_rows};
-        config_.distributed->all_reduce(counts, Reduction::Sum);
-        normalizer.tokens = counts[0], normalizer.sequences = counts[1], minibatch_rows = counts[2];
-      }
-      optimizer_->zero_grad();
-      bool finite = true;
-      for (int64_t u0 = 0; u0 < minibatch.rows(); u0 += config_.micro_batch_size) {
-        const int64_t u1 = std::min(minibatch.rows(), u0 + config_.micro_batch_size);
-        std::vector<int64_t> rows(u1 - u0);
-        std::iota(rows.begin(), rows.end(), u0);
-        SequenceBatch micro = minibatch.select(rows);
-        ModelInputs in;
-        in.input_ids = micro.input_ids;
-        in.attention_mask = micro.attention_mask;
-        if (replay) in.routing = &micro.replay;
-        ModelOutputs out = policy_->forward_hidden(in);
-        torch::Tensor entropy;  // a metric always; in the loss only with entropy_coef > 0
-        torch::Tensor logp = logprobs_from_hidden(policy_, out.hidden.narrow(1, micro.first_position, width), micro.targets, lp,
-                                                  &entropy);
-        PolicyLossInputs pin;
-        pin.logp = logp;
-        pin.old_logp = micro.rollout_logprobs;
-        pin.advantages = micro.advantages;
-        pin.mask = micro.completion_mask;
-        pin.ref_logp = micro.ref_logprobs;
-        pin.entropy = loss_options.entropy_coef != 0 ? entropy : entropy.detach();
-        MicroBatchLoss loss = grpo_loss(pin, config_.objective, normalizer);
-        torch::Tensor total = loss.loss;
-        if (out.aux_loss.defined()) total = total + out.aux_loss * (static_cast<double>(micro.rows()) / minibatch_rows);
-        if (!torch::isfinite(total).item<bool>()) {
-          finite = false;
-          break;
-        }
-        total.backward();
-        stats += loss.stats;
-        if (epoch == 0) {
-          // Rollout vs training log-probs of the same tokens: should be ~0 for the first pass (same
-          // weights); a growing value flags a numerics mismatch between sampling and training.
-          torch::Tensor diff = (logp.detach() - micro.rollout_logprobs).abs() * micro.completion_mask;
-          drift_sum += diff.sum().item<double>();
-          drift_tokens += micro.completion_mask.sum().item<double>();
-        }
-      }
-      // Gradients summed over the ranks: each rank's loss is already divided by the global normaliser.
-      const std::vector<torch::Tensor>& gradients = optimizer_->gradients();  // float32 for a bf16 policy
-      if (config_.distributed) finite = config_.distributed->all_reduce_gradients(gradients, finite);
-      double grad_norm = finite ? clip_gradients(gradients, config_.max_grad_norm) : NAN;
-      if (!std::isfinite(grad_norm)) {
-        optimizer_->zero_grad();
-        skipped += 1;
-        m["grad_norm"] = grad_norm;
-        continue;
-      }
-      const double rate = learning_rate(config_.lr, optimizer_steps_);
-      optimizer_->step(rate);
-      ++optimizer_steps_;
-      ++updates;
-      grad_norm_sum += grad_norm;
-      trained_tokens += normalizer.tokens;
-      m["learning_rate"] = rate;
+      minibatch_step(all.select(std::vector<int64_t>(order.begin() + begin, order.begin() + end)), epoch == 0, totals);
     }
   }
+  add_update_metrics(totals, m);
+  return static_cast<double>(totals.skipped);
+}
+
+GrpoTrainer::MinibatchNormalizer GrpoTrainer::normalizer_of(const SequenceBatch& minibatch) const {
+  MinibatchNormalizer out{LossNormalizer::count(minibatch.completion_mask, static_cast<double>(config_.stop.max_new_tokens)),
+                          static_cast<double>(minibatch.rows())};
   if (config_.distributed) {
-    all_reduce(stats, *config_.distributed);
-    std::vector<double> drift = {drift_sum, drift_tokens};
-    config_.distributed->all_reduce(drift, Reduction::Sum);
-    drift_sum = drift[0], drift_tokens = drift[1];
+    std::vector<double> counts = {out.loss.tokens, out.loss.sequences, out.rows};
+    config_.distributed->all_reduce(counts, Reduction::Sum);
+    out.loss.tokens = counts[0], out.loss.sequences = counts[1], out.rows = counts[2];
   }
-  for (const auto& [name, value] : stats.metrics()) m[name] = value;
-  if (updates > 0) m["grad_norm"] = grad_norm_sum / updates;
-  m["rollout/logprob_diff_mean"] = drift_tokens > 0 ? drift_sum / drift_tokens : 0.0;
-  m["train/optimizer_steps"] = static_cast<double>(updates);
-  m["train/skipped_updates"] = skipped;
-  m["train/tokens"] = trained_tokens;
-  return skipped;
+  return out;
+}
+
+void GrpoTrainer::minibatch_step(const SequenceBatch& minibatch, bool first_pass, UpdateTotals& totals) {
+  const MinibatchNormalizer normalizer = normalizer_of(minibatch);
+  optimizer_->zero_grad();
+  bool finite = true;
+  for (int64_t u0 = 0; u0 < minibatch.rows() && finite; u0 += config_.micro_batch_size) {
+    const int64_t u1 = std::min(minibatch.rows(), u0 + config_.micro_batch_size);
+    std::vector<int64_t> rows(u1 - u0);
+    std::iota(rows.begin(), rows.end(), u0);
+    finite = micro_batch_backward(minibatch.select(rows), normalizer, first_pass, totals);
+  }
+  // Gradients summed over the ranks: each rank's loss is already divided by the global normaliser. A
+  // rank with a non-finite loss makes every rank skip.
+  const std::vector<torch::Tensor>& gradients = optimizer_->gradients();  // float32 for a bf16 policy
+  if (config_.distributed) finite = config_.distributed->all_reduce_gradients(gradients, finite);
+  double grad_norm = NAN;
+  const double rate = learning_rate(config_.lr, optimizer_steps_);
+  if (finite)
+    grad_norm = optimizer_->clip_and_step(config_.max_grad_norm, rate);
+  else
+    optimizer_->zero_grad();
+  if (!std::isfinite(grad_norm)) {
+    ++totals.skipped;
+    totals.skipped_grad_norm = grad_norm;
+    return;
+  }
+  ++optimizer_steps_;
+  ++totals.updates;
+  totals.grad_norm_sum += grad_norm;
+  totals.trained_tokens += normalizer.loss.tokens;
+  totals.learning_rate = rate;
+}
+
+bool GrpoTrainer::micro_batch_backward(SequenceBatch micro, const MinibatchNormalizer& normalizer, bool first_pass,
+                                       UpdateTotals& totals) {
+  ModelInputs in;
+  in.input_ids = micro.input_ids;
+  in.attention_mask = micro.attention_mask;
+  if (config_.routing_replay && policy_->config().has_moe()) in.routing = &micro.replay;
+  ModelOutputs out = policy_->forward_hidden(in);
+  torch::Tensor entropy;  // a metric always; in the loss only with entropy_coef > 0
+  const int64_t width = micro.targets.size(1);
+  torch::Tensor logp = logprobs_from_hidden(policy_, out.hidden.narrow(1, micro.first_position, width), micro.targets,
+                                            logprob_options(), &entropy);
+  PolicyLossInputs pin;
+  pin.logp = logp;
+  pin.old_logp = micro.rollout_logprobs;
+  pin.advantages = micro.advantages;
+  pin.mask = micro.completion_mask;
+  pin.ref_logp = micro.ref_logprobs;
+  pin.entropy = config_.objective.policy.entropy_coef != 0 ? entropy : entropy.detach();
+  MicroBatchLoss loss = grpo_loss(pin, config_.objective, normalizer.loss);
+  torch::Tensor total = loss.loss;
+  if (out.aux_loss.defined()) total = total + out.aux_loss * (static_cast<double>(micro.rows()) / normalizer.rows);
+  if (!torch::isfinite(total).item<bool>()) return false;
+  total.backward();
+  totals.stats += loss.stats;
+  if (first_pass) {
+    // Rollout vs training log-probs of the same tokens: should be ~0 for the first pass (same
+    // weights); a growing value flags a numerics mismatch between sampling and training.
+    torch::Tensor diff = (logp.detach() - micro.rollout_logprobs).abs() * micro.completion_mask;
+    totals.drift_sum += diff.sum().item<double>();
+    totals.drift_tokens += micro.completion_mask.sum().item<double>();
+  }
+  return true;
+}
+
+void GrpoTrainer::add_update_metrics(UpdateTotals& totals, StepMetrics& m) const {
+  if (config_.distributed) {
+    all_reduce(totals.stats, *config_.distributed);
+    std::vector<double> drift = {totals.drift_sum, totals.drift_tokens};
+    config_.distributed->all_reduce(drift, Reduction::Sum);
+    totals.drift_sum = drift[0], totals.drift_tokens = drift[1];
+  }
+  for (const auto& [name, value] : totals.stats.metrics()) m[name] = value;
+  if (totals.updates > 0) {
+    m["grad_norm"] = totals.grad_norm_sum / static_cast<double>(totals.updates);
+    m["learning_rate"] = totals.learning_rate;
+  } else if (totals.skipped > 0) {
+    m["grad_norm"] = totals.skipped_grad_norm;
+  }
+  m["rollout/logprob_diff_mean"] = totals.drift_tokens > 0 ? totals.drift_sum / totals.drift_tokens : 0.0;
+  m["train/optimizer_steps"] = static_cast<double>(totals.updates);
+  m["train/skipped_updates"] = static_cast<double>(totals.skipped);
+  m["train/tokens"] = totals.trained_tokens;
 }
 
 bool GrpoTrainer::reference_was_reset() const {

@@ -34,6 +34,7 @@ namespace grpo {
 
 class Distributed;  // rl/distributed/distributed.h
 struct RankShare;  // rl/data_parallel.h
+struct SequenceBatch;  // rl/sequence_batch.h
 
 struct GrpoConfig {
   int64_t group_size = 8;  // G samples per prompt
@@ -44,13 +45,21 @@ struct GrpoConfig {
   int64_t rollout_batch_rows = 64;
   // Objective: advantages, clipping, KL (β = policy.kl_coef), aggregation.
   AdvantageOptions advantages;
-  ObjectiveOptions objective;
+  // DAPO clip-higher (ε_high 0.28 above ε_low 0.2), as grpo.train has always defaulted to; the loss
+  // function's own default (PolicyLossOptions) stays PPO's symmetric 0.2.
+  ObjectiveOptions objective = [] {
+    ObjectiveOptions o;
+    o.policy.clip_high = 0.28;
+    return o;
+  }();
   // Update: μ passes over the step's samples, each split into minibatches (one optimizer step each),
   // each minibatch processed in micro-batches of this many sequences with gradient accumulation.
   int64_t epochs = 1;
   int64_t minibatches = 1;
-  int64_t micro_batch_size = 16;
-  AdamWSettings adamw;
+  int64_t micro_batch_size = 32;
+  // No weight decay in RL fine-tuning (verl's and TRL's GRPO default), unlike AdamWSettings' 0.01.
+  AdamWSettings adamw{/*lr=*/1e-6, /*beta1=*/0.9, /*beta2=*/0.999, /*eps=*/1e-8, /*weight_decay=*/0.0,
+                      /*decay_vectors=*/false};
   LrSchedule lr;
   double max_grad_norm = 1.0;
   int64_t logprob_chunk = 256;
@@ -141,8 +150,21 @@ class GrpoTrainer {
   std::vector<ScoredSample> sample_log(const SampledGroups& sampled, const std::vector<const ScoredGroup*>& kept,
                                        const std::vector<double>& advantages, int64_t first_prompt) const;
   void balance_experts(StepMetrics& m);
+  // 4. The policy update (returns the number of skipped optimizer steps), in its parts: one optimizer
+  // step per minibatch (normalizer over all ranks, micro-batch losses, gradients summed over ranks,
+  // clip and step), and the update's metrics reduced over the ranks.
+  struct UpdateTotals;
+  struct MinibatchNormalizer;
   double policy_update(const std::vector<const Completion*>& completions, const std::vector<double>& advantages,
                        StepMetrics& metrics);
+  MinibatchNormalizer normalizer_of(const SequenceBatch& minibatch) const;
+  void minibatch_step(const SequenceBatch& minibatch, bool first_pass, UpdateTotals& totals);
+  // Backpropagates one micro-batch's share of the minibatch loss; false (and no backward) when it is
+  // not finite.
+  bool micro_batch_backward(SequenceBatch micro, const MinibatchNormalizer& normalizer, bool first_pass,
+                            UpdateTotals& totals);
+  void add_update_metrics(UpdateTotals& totals, StepMetrics& m) const;
+  LogprobOptions logprob_options() const;
 
   CausalLM policy_;
   Tokenizer tokenizer_;

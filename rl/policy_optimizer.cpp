@@ -1,5 +1,6 @@
 #include "rl/policy_optimizer.h"
 
+#include <cmath>
 #include <filesystem>
 
 namespace grpo {
@@ -27,6 +28,7 @@ PolicyOptimizer::PolicyOptimizer(const std::vector<torch::Tensor>& parameters, c
 
 void PolicyOptimizer::zero_grad() {
   adamw_->zero_grad();
+  gradients_copied_ = false;
   if (!has_master_weights()) return;
   for (torch::Tensor& p : model_)
     if (p.grad().defined()) p.mutable_grad().zero_();
@@ -34,6 +36,7 @@ void PolicyOptimizer::zero_grad() {
 
 const std::vector<torch::Tensor>& PolicyOptimizer::gradients() {
   if (!has_master_weights()) return model_;
+  gradients_copied_ = true;
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < model_.size(); ++i) {
     const torch::Tensor& g = model_[i].grad();
@@ -53,6 +56,16 @@ void PolicyOptimizer::step(double learning_rate) {
   if (!has_master_weights()) return;
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < model_.size(); ++i) model_[i].copy_(masters_[i]);
+}
+
+double PolicyOptimizer::clip_and_step(double max_grad_norm, double learning_rate) {
+  const std::vector<torch::Tensor>& grads = gradients_copied_ ? masters_ : gradients();
+  const double norm = clip_gradients(grads, max_grad_norm);
+  if (std::isfinite(norm))
+    step(learning_rate);
+  else
+    zero_grad();
+  return norm;
 }
 
 void PolicyOptimizer::save(const std::string& directory) const {

@@ -9,8 +9,8 @@
 // stepped directly, without copies.
 //
 //   optimizer.zero_grad();  ... backward ...
-//   auto& grads = optimizer.gradients();        // all-reduce and clip these
-//   optimizer.step(learning_rate);
+//   auto& grads = optimizer.gradients();        // all-reduce these (data parallel)
+//   double norm = optimizer.clip_and_step(max_grad_norm, learning_rate);   // NaN/inf: skipped
 #include <torch/torch.h>
 
 #include <memory>
@@ -32,6 +32,11 @@ class PolicyOptimizer {
   const std::vector<torch::Tensor>& gradients();
   // AdamW step at `learning_rate`; with masters, the model's weights are then set from them.
   void step(double learning_rate);
+  // The end of every training step (GRPO, SFT, pretraining): clips the gradients — gradients() as they
+  // are now, all-reduced or not — to `max_grad_norm` (0 = measure only) and steps at `learning_rate`. A
+  // non-finite norm (a NaN or inf gradient anywhere) skips the update and clears the gradients instead.
+  // Returns the norm before clipping; a non-finite value means the update was skipped.
+  double clip_and_step(double max_grad_norm, double learning_rate);
 
   bool has_master_weights() const { return !masters_.empty(); }
   const std::vector<torch::Tensor>& master_weights() const { return masters_; }  // empty without
@@ -47,6 +52,7 @@ class PolicyOptimizer {
   std::vector<torch::Tensor> model_;    // the trainable parameters of the model
   std::vector<torch::Tensor> masters_;  // float32 copies, one per model_ entry; empty without
   std::unique_ptr<torch::optim::AdamW> adamw_;
+  bool gradients_copied_ = false;  // gradients() ran since the last zero_grad()
 };
 
 }  // namespace grpo

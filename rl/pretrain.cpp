@@ -1,8 +1,9 @@
 #include "rl/pretrain.h"
 
-#include <chrono>
 #include <random>
 #include <stdexcept>
+
+#include "policy/stopwatch.h"
 
 namespace grpo {
 
@@ -30,7 +31,7 @@ double pretrain(CausalLM& model, const Tokenizer& tokenizer, const std::vector<s
   double tail_loss = 0;
   int64_t tail_steps = 0;
   for (int64_t step = 0; step < config.steps; ++step) {
-    auto t0 = std::chrono::steady_clock::now();
+    Stopwatch stopwatch;
     std::vector<torch::Tensor> rows;
     for (int64_t b = 0; b < config.batch_size; ++b) rows.push_back(all.narrow(0, start(rng), window));
     torch::Tensor batch = torch::stack(rows).to(device);  // [B, seq_len + 1]
@@ -43,19 +44,15 @@ double pretrain(CausalLM& model, const Tokenizer& tokenizer, const std::vector<s
     torch::Tensor total = out.aux_loss.defined() ? loss + out.aux_loss : loss;
     optimizer.zero_grad();
     total.backward();
-    const double grad_norm = clip_gradients(optimizer.gradients(), config.max_grad_norm);
     const double rate = learning_rate(config.lr, step);
-    if (std::isfinite(grad_norm)) {  // a non-finite gradient skips the update
-      optimizer.step(rate);
-    }
+    const double grad_norm = optimizer.clip_and_step(config.max_grad_norm, rate);  // non-finite: skipped
     const double value = loss.item<double>();
     if (step >= config.steps - std::max<int64_t>(1, config.steps / 10)) {
       tail_loss += value;
       ++tail_steps;
     }
     if (on_step) {
-      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      on_step({step, value, grad_norm, rate, config.batch_size * config.seq_len / seconds});
+      on_step({step, value, grad_norm, rate, config.batch_size * config.seq_len / stopwatch.seconds()});
     }
   }
   model->eval();

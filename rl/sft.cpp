@@ -3,11 +3,12 @@
 #include <fmt/core.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <random>
 #include <stdexcept>
+
+#include "policy/stopwatch.h"
 
 namespace grpo {
 
@@ -141,7 +142,7 @@ SftResult sft(CausalLM& model, const std::vector<SftExample>& examples, const Sf
   int64_t tail_steps = 0;
   model->train();
   for (int64_t step = 0; step < steps; ++step) {
-    auto t0 = std::chrono::steady_clock::now();
+    Stopwatch stopwatch;
     std::vector<const SftExample*> chosen;
     while (static_cast<int64_t>(chosen.size()) < std::min(config.batch_size, n)) {
       if (cursor == order.size()) {
@@ -166,11 +167,8 @@ SftResult sft(CausalLM& model, const std::vector<SftExample>& examples, const Sf
       mean.backward();
       p.loss = mean.item<double>();
       p.completion_tokens = loss.tokens;
-      p.grad_norm = clip_gradients(optimizer.gradients(), config.max_grad_norm);
+      p.grad_norm = optimizer.clip_and_step(config.max_grad_norm, p.learning_rate);
       p.skipped = !std::isfinite(p.grad_norm);
-      if (!p.skipped) {
-        optimizer.step(p.learning_rate);
-      }
     } else {
       p.skipped = true;  // every example of the step was dropped
     }
@@ -180,8 +178,7 @@ SftResult sft(CausalLM& model, const std::vector<SftExample>& examples, const Sf
       tail_loss += p.loss;
       ++tail_steps;
     }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    p.tokens_per_second = batch.attention_mask.sum().item<double>() / std::max(seconds, 1e-9);
+    p.tokens_per_second = batch.attention_mask.sum().item<double>() / std::max(stopwatch.seconds(), 1e-9);
     if (on_step) on_step(p);
   }
   model->eval();
