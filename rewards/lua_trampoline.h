@@ -131,6 +131,7 @@ inline int type_name_entry(lua_State* L) {
 
 // The type name luaL_typeerror reports (a "__name" metafield wins), looked up in protected mode.
 inline std::string argument_type_name(lua_State* L, int index) {
+  if (lua_type(L, index) == LUA_TNONE) return "no value";  // nothing to push (the slot is past the top)
   if (!lua_checkstack(L, 2)) throw LuaMemoryError();
   const int absolute = lua_absindex(L, index);
   lua_pushcfunction(L, type_name_entry);
