@@ -12,6 +12,8 @@
 //    sampling_uniform(sample_seed(p, s), t). Results depend only on the prompt, its seed and the model,
 //    not on batch size, batch composition or admission order (up to float rounding of batched matmuls,
 //    which float64 models remove).
+// generate() checks the requests and runs the loop of rollout/decode_batch.h: admit waiting prompts,
+// one decode step, sample, retire finished rows.
 #include <torch/torch.h>
 
 #include <cstdint>
