@@ -110,8 +110,8 @@ StepResult GrpoTrainer::step(const std::vector<PromptExample>& prompts, const Pr
   m["timing/step"] = step_time.seconds();
   m["tokens_per_second/rollout"] = sampled.rollout_seconds > 0 ? sampled.generated_tokens / sampled.rollout_seconds : 0;
   if (config_.distributed) reduce_rank_local_metrics(m, *config_.distributed);
-  m["step"] = static_cast<double>(step_);
   ++step_;
+  m["step"] = static_cast<double>(step_);  // 1-based: the step just done, as the progress line and step-N checkpoints count
   if (consecutive_skips_ >= config_.max_consecutive_skips)
     throw std::runtime_error(fmt::format("train: {} steps in a row had a non-finite loss or gradient (last: grad_norm={}, "
                                          "pg_loss={}); lower the learning rate or check the rewards",
@@ -184,6 +184,8 @@ std::vector<std::string> GrpoTrainer::add_reward_metrics(const SampledGroups& sa
   const std::vector<rewards::RuleSpec>& rules = scorer_->rule_set().rules();
   std::vector<double> totals, lengths, penalties;
   std::vector<std::vector<double>> per_rule(rules.size());
+  std::vector<double> failed(rules.size(), 0.0);  // samples on which each rule failed, this step
+  std::vector<std::string> first_failure(rules.size());
   int64_t truncated = 0, zero_variance = 0;
   bool all_rewards_zero = true;
   for (const ScoredGroup& g : sampled.groups) {
@@ -194,7 +196,13 @@ std::vector<std::string> GrpoTrainer::add_reward_metrics(const SampledGroups& sa
       for (const rewards::RuleScore& r : g.scores[s].rules) all_rewards_zero = all_rewards_zero && r.value == 0;
       lengths.push_back(static_cast<double>(g.completions[s].completion_ids.size()));
       truncated += g.completions[s].finish_reason == FinishReason::Length;
-      for (size_t r = 0; r < rules.size(); ++r) per_rule[r].push_back(g.scores[s].rules[r].value);
+      for (size_t r = 0; r < rules.size(); ++r) {
+        const rewards::RuleScore& score = g.scores[s].rules[r];
+        per_rule[r].push_back(score.value);
+        if (!score.failed()) continue;
+        failed[r] += 1;
+        if (first_failure[r].empty()) first_failure[r] = score.message;
+      }
     }
   }
   int64_t sampled_groups = static_cast<int64_t>(sampled.groups.size());
@@ -207,11 +215,13 @@ std::vector<std::string> GrpoTrainer::add_reward_metrics(const SampledGroups& sa
     dist->all_reduce(counts, Reduction::Sum);
     truncated = int64_t(counts[0]), zero_variance = int64_t(counts[1]), sampled_groups = int64_t(counts[2]);
     all_rewards_zero = counts[3] == 0;
+    dist->all_reduce(failed, Reduction::Sum);
   }
   add_mean_std(m, "reward", totals);
   for (size_t r = 0; r < rules.size(); ++r) {
     add_mean_std(m, "rewards/" + rules[r].name, per_rule[r]);
     m["rewards/" + rules[r].name + "/failures"] = static_cast<double>(failures_before_[r] + scorer_->failures()[r].count);
+    m["rewards/" + rules[r].name + "/failure_rate"] = failed[r] / static_cast<double>(totals.size());
     if (rules[r].name == "accuracy") m["accuracy"] = m["rewards/accuracy"];
   }
   m["completion_length/mean"] = std::accumulate(lengths.begin(), lengths.end(), 0.0) / lengths.size();
@@ -221,8 +231,12 @@ std::vector<std::string> GrpoTrainer::add_reward_metrics(const SampledGroups& sa
   m["groups/sampled"] = static_cast<double>(sampled_groups);
   m["groups/refill_rounds"] = static_cast<double>(sampled.refill_rounds);
   if (config_.overlong_buffer > 0) add_mean_std(m, "rewards/overlong_penalty", penalties);
-  std::vector<std::string> warnings = monitor_.observe(
-      {step_, all_rewards_zero, m["completions/truncated_fraction"], config_.stop.max_new_tokens, sampled_groups, zero_variance});
+  StepHealth health{step_ + 1, all_rewards_zero, m["completions/truncated_fraction"], config_.stop.max_new_tokens, sampled_groups,
+                    zero_variance};
+  for (size_t r = 0; r < rules.size(); ++r)
+    health.rule_failures.push_back(
+        {rules[r].name, static_cast<int64_t>(failed[r]), static_cast<int64_t>(totals.size()), first_failure[r]});
+  std::vector<std::string> warnings = monitor_.observe(health);
   monitor_.add_metrics(m);
   return warnings;
 }

@@ -150,3 +150,55 @@ TEST_CASE("a run whose rules never pay warns after M steps and counts it in the 
   CHECK(second.metrics.at("warnings/all_groups_zero_variance") == 1);
   CHECK(t.step(task.prompts).warnings.empty());  // the same occurrences: not repeated
 }
+
+TEST_CASE("a failing reward rule warns with its message at its first failure, again when its share rises") {
+  SilentFailureMonitor monitor;  // rule_failure_fraction 0.1
+  auto step = [](int64_t n, int64_t failed, const char* message) {
+    StepHealth h;
+    h.step = n;
+    h.groups = 2;
+    h.rule_failures = {{"format", 0, 20, ""}, {"accuracy", failed, 20, message}};
+    return h;
+  };
+  CHECK(monitor.observe(step(1, 0, "")).empty());
+  std::vector<std::string> w = monitor.observe(step(2, 1, "rules.lua:3: attempt to index a nil value"));
+  REQUIRE(w.size() == 1);  // the first failure, though only 5%
+  CHECK(w[0] == "step 2: reward rule 'accuracy' failed on 1 of 20 samples (5%), which score 0 for it: "
+                "rules.lua:3: attempt to index a nil value");
+  CHECK(monitor.observe(step(3, 1, "x")).empty());  // 5%: below the threshold, already reported
+  w = monitor.observe(step(4, 10, "rules.lua:3: attempt to index a nil value"));
+  REQUIRE(w.size() == 1);
+  CHECK(w[0].find("step 4: reward rule 'accuracy' now fails on 10 of 20 samples (50%)") == 0);
+  CHECK(monitor.observe(step(5, 12, "x")).empty());  // the same occurrence
+  CHECK(monitor.observe(step(6, 0, "")).empty());    // cleared
+  SilentFailureMonitor resumed;
+  resumed.restore(monitor.state());
+  CHECK(resumed.observe(step(7, 8, "again")).size() == 1);  // rose again, also after a resume
+  std::map<std::string, double> m;
+  resumed.add_metrics(m);
+  CHECK(m.at("warnings/rule_failures") == 3);
+}
+
+TEST_CASE("a rule that throws on half the samples: its per-step failure rate, the warning and the cumulative count") {
+  TinyTask task;
+  GrpoConfig g;
+  // Fails on the prompt "bc" (half of every step's samples), scores 1 on "de".
+  GrpoTrainer t = task.trainer(R"(return {{name = "picky", rule = function(s)
+      if s.prompt == "bc" then error("no answer field") end
+      return 1 end}})", g);
+  StepResult first = t.step(task.prompts);
+  CHECK(first.metrics.at("rewards/picky/failure_rate") == 0.5);
+  CHECK(first.metrics.at("rewards/picky/failures") == 4);
+  // Each group is flat (all 0 or all 1), so the zero-variance warning comes too; the rule's is one line.
+  std::vector<std::string> about_rule;
+  for (const std::string& w : first.warnings)
+    if (w.find("reward rule") != std::string::npos) about_rule.push_back(w);
+  REQUIRE(about_rule.size() == 1);
+  CHECK(about_rule[0].find("step 1: reward rule 'picky' failed on 4 of 8 samples (50%)") == 0);
+  CHECK(about_rule[0].find("no answer field") != std::string::npos);
+  CHECK(first.metrics.at("step") == 1);  // 1-based, as the progress line counts
+  StepResult second = t.step(task.prompts);
+  CHECK(second.metrics.at("rewards/picky/failure_rate") == 0.5);
+  CHECK(second.metrics.at("rewards/picky/failures") == 8);  // cumulative over the run
+  for (const std::string& w : second.warnings) CHECK(w.find("reward rule") == std::string::npos);
+}
