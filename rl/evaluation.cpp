@@ -37,7 +37,10 @@ std::map<std::string, double> evaluate(CausalLM& model, const Tokenizer& tokeniz
     const bool ok = accuracy_rule >= 0 ? s.rules[accuracy_rule].value >= 1.0 : s.total >= 1.0;
     correct[completions[i].request_index] += ok;
     m["reward"] += s.total / completions.size();
-    for (size_t r = 0; r < specs.size(); ++r) m["reward/" + specs[r].name] += s.rules[r].value / completions.size();
+    for (size_t r = 0; r < specs.size(); ++r) {
+      m["rewards/" + specs[r].name] += s.rules[r].value / completions.size();
+      m["rewards/" + specs[r].name + "/failures"] += s.rules[r].failed();
+    }
     length += static_cast<double>(completions[i].completion_ids.size()) / completions.size();
   }
   m["completion_length"] = length;

@@ -2,7 +2,7 @@
 // Evaluation of a policy on a dataset: n samples per prompt, scored by the reward rules.
 //   pass@k = mean over prompts of 1 − C(n − c, k) / C(n, k)   (Chen et al. 2021, unbiased; c = samples
 //            whose "accuracy" rule is 1, or whose total reward is >= 1 when no rule is named so)
-//   reward/<rule> = mean rule value over all samples
+//   rewards/<rule> = mean rule value over all samples (the name training logs it under)
 #include <map>
 #include <string>
 #include <vector>
@@ -24,7 +24,8 @@ struct EvalConfig : SampleConfig {
 // Unbiased pass@k from n samples with c correct (k <= n).
 double pass_at_k(int64_t n, int64_t c, int64_t k);
 
-// Metrics by name: "pass@1", "pass@8", "reward", "reward/<rule>", "completion_length".
+// Metrics by name: "pass@1", "pass@8", "reward", "rewards/<rule>", "rewards/<rule>/failures" (samples on
+// which the rule failed and scored 0), "completion_length".
 std::map<std::string, double> evaluate(CausalLM& model, const Tokenizer& tokenizer, const rewards::RuleSet& rules,
                                        const std::vector<PromptExample>& prompts, const EvalConfig& config);
 

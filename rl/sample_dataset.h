@@ -43,7 +43,8 @@ std::vector<nlohmann::json> sample_dataset(CausalLM& model, const Tokenizer& tok
                                            const std::vector<PromptExample>& prompts, const SampleConfig& config,
                                            const rewards::RuleSet* rules);
 
-// Means over sample records: "reward", "reward/<rule>" (when scored) and "completion_length".
+// Means over sample records: "reward", "rewards/<rule>" (when scored) and "completion_length"; and
+// "rewards/<rule>/failures", the number of records on which the rule failed.
 std::map<std::string, double> sample_means(const std::vector<nlohmann::json>& samples);
 
 }  // namespace grpo

@@ -67,7 +67,8 @@ TEST_CASE("sample_dataset: records in prompt and sample order, with the record's
   for (const json& s : samples) reward += s["reward"].get<double>() / 9, length += s["completion_tokens"].get<double>() / 9;
   CHECK(m["reward"] == doctest::Approx(reward));
   CHECK(m["completion_length"] == doctest::Approx(length));
-  CHECK(m.count("reward/chars") == 1);
+  CHECK(m.count("rewards/chars") == 1);
+  CHECK(m.at("rewards/chars/failures") == 0);
 }
 
 TEST_CASE("sample_dataset: prompt i uses seed + i, so a later slice sampled with seed + offset matches") {
@@ -101,4 +102,8 @@ TEST_CASE("sample_dataset: a rule that fails scores 0 and says why, the rest of 
       CHECK(s["reward"].get<double>() == 1.0);
     }
   }
+  // One prompt of three, with config.samples_per_prompt samples each, failed every time.
+  const std::map<std::string, double> m = sample_means(samples);
+  CHECK(m.at("rewards/picky/failures") == static_cast<double>(samples.size() / 3));
+  CHECK(m.at("rewards/picky") == doctest::Approx(2.0 / 3.0));
 }

@@ -61,7 +61,7 @@ print(string.format("%-10s %10s %10s %10s %10s %10s", "model", "pass@1", "pass@8
 for _, row in ipairs({ { "base", before }, { "GRPO", after } }) do
   local m = row[2]
   print(string.format("%-10s %10.3f %10.3f %10.3f %10.3f %10.1f", row[1], m["pass@1"], m["pass@8"], m.greedy,
-                      m["reward/format"], m.completion_length))
+                      m["rewards/format"], m.completion_length))
 end
 print("\ncompletion length and reward during GRPO (every 5 steps):")
 for i, m in ipairs(grpo.read_jsonl(trained .. "/metrics.jsonl")) do

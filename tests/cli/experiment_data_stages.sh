@@ -36,7 +36,7 @@ assert(sm.steps == 60 and sm.completion_tokens == 60 * 10 * 2, "SFT metrics")
 local path, samples, means = grpo.sample { model = tuned, data = test, prompt = "q{question}:", n = 2, temperature = 0,
                                            rules = grpo.script_dir .. "/rules.lua", max_new_tokens = 4 }
 assert(#samples == 20, "two samples per test prompt")
-assert(means.reward == 1 and means["reward/accuracy"] == 1, "greedy samples of the tuned model are all correct")
+assert(means.reward == 1 and means["rewards/accuracy"] == 1, "greedy samples of the tuned model are all correct")
 for _, s in ipairs(samples) do
   assert(s.rewards.accuracy == 1 and s.finish_reason == "stop" and s.question ~= nil, "sample record fields")
 end
