@@ -49,9 +49,11 @@ class Summarizer {
   void add(const SampleScore& score) {
     ++samples_;
     total_.add(score.total);
+    bool any_failed = false;
     for (std::size_t r = 0; r < score.rules.size(); ++r) {
       const RuleScore& rule = score.rules[r];
       rule_values_[r].add(rule.value);
+      any_failed = any_failed || rule.failed();
       if (rule.failed() && rule_values_[r].failures++ == 0) rule_values_[r].first_failure = rule.message;
       for (const auto& [part, value] : rule.parts) {
         const std::string name = rules_.rules()[r].name + "." + part;
@@ -59,6 +61,7 @@ class Summarizer {
         it->second.add(value);
       }
     }
+    if (any_failed) ++total_.failures;
   }
 
   ScoreFileSummary finish() {
@@ -142,19 +145,28 @@ ScoreFileSummary score_jsonl(ScorerPool& pool, const std::string& input_path, st
 std::string format_summary(const ScoreFileSummary& summary, const RuleSet& rules) {
   std::size_t width = 5;
   for (const ValueSummary& value : summary.values) width = std::max(width, value.name.size());
-  std::string text = fmt::format("{} samples\n{:<{}}  {:>7}  {:>9}  {:>9}  {:>9}  {:>8}  {}\n", summary.samples, "rule",
-                                 width, "weight", "mean", "min", "max", "failures", "first failure");
+  std::string text = fmt::format("{} samples\n{:<{}}  {:>7}  {:>9}  {:>9}  {:>9}  {:>8}\n", summary.samples, "rule",
+                                 width, "weight", "mean", "min", "max", "failures");
   for (const ValueSummary& value : summary.values) {
     std::string weight = "";
     for (const RuleSpec& spec : rules.rules()) {
       if (spec.name == value.name) weight = fmt::format("{:g}", spec.weight);
     }
     const bool empty = value.count == 0;
-    std::string failure = value.first_failure.substr(0, 100);
-    std::replace(failure.begin(), failure.end(), '\n', ' ');
-    text += fmt::format("{:<{}}  {:>7}  {:>9.4f}  {:>9.4f}  {:>9.4f}  {:>8}  {}\n", value.name, width, weight,
-                        value.mean(), empty ? 0.0 : value.min, empty ? 0.0 : value.max, value.failures, failure);
+    text += fmt::format("{:<{}}  {:>7}  {:>9.4f}  {:>9.4f}  {:>9.4f}  {:>8}\n", value.name, width, weight,
+                        value.mean(), empty ? 0.0 : value.min, empty ? 0.0 : value.max, value.failures);
   }
+  // Whole messages, once per failing rule: the end of a message (the rule's line, what was missing)
+  // is usually the useful part, so it is not cut to fit a column.
+  std::string failures;
+  for (const ValueSummary& value : summary.values) {
+    if (value.failures == 0 || value.first_failure.empty()) continue;
+    std::string message = value.first_failure;
+    std::replace(message.begin(), message.end(), '\n', ' ');
+    failures += fmt::format("  {} (failed on {} of {} samples): {}\n", value.name, value.failures, summary.samples,
+                            message);
+  }
+  if (!failures.empty()) text += "first failure of each failing rule:\n" + failures;
   return text;
 }
 

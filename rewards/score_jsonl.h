@@ -28,8 +28,8 @@ struct ValueSummary {
   double sum = 0.0;
   double min = std::numeric_limits<double>::infinity();
   double max = -std::numeric_limits<double>::infinity();
-  std::int64_t failures = 0;   // rules only
-  std::string first_failure;   // message of the first failure, in file order
+  std::int64_t failures = 0;   // a rule: samples it failed on; "total": samples on which any rule failed
+  std::string first_failure;   // a rule: message of its first failure, in file order
   double mean() const { return count ? sum / static_cast<double>(count) : 0.0; }
   void add(double value);
 };
@@ -44,7 +44,8 @@ struct ScoreFileSummary {
 ScoreFileSummary score_jsonl(ScorerPool& pool, const std::string& input_path, std::ostream* output,
                              std::size_t batch_size = 512);
 
-// The summary as an aligned text table: name, weight, mean, min, max, failures, first failure.
+// The summary as an aligned text table (name, weight, mean, min, max, failures), then the whole first
+// failure message of each rule that failed, one line per rule.
 std::string format_summary(const ScoreFileSummary& summary, const RuleSet& rules);
 
 }  // namespace grpo::rewards

@@ -2,6 +2,7 @@
 // name the file and line.
 #include <doctest/doctest.h>
 
+#include <fstream>
 #include <sstream>
 #include <string>
 
@@ -79,4 +80,51 @@ TEST_CASE("a malformed line names the file and line and a missing file is an err
     CHECK(std::string(error.what()).find("malformed.jsonl:2: malformed JSON") != std::string::npos);
   }
   CHECK_THROWS_AS(score_jsonl(pool, kFixtures + "missing.jsonl", nullptr), SampleFileError);
+}
+
+TEST_CASE("the total row counts samples on which any rule failed; each failing rule's first message is printed once") {
+  // a fails on samples 1 and 2, b on samples 2 and 3, c never: three samples with a failure, not four.
+  ScorerPool pool(RuleSet::from_source(R"lua(
+return {
+  { name = "a", rule = function(s) if s.n <= 2 then error("a refuses sample " .. s.n .. " " .. string.rep("-", 120) .. " end of a", 0) end return 1 end },
+  { name = "b", rule = function(s) if s.n == 2 or s.n == 3 then error("b refuses sample " .. s.n, 0) end return 2 end },
+  { name = "c", rule = function(s) return 0 end },
+}
+)lua", "failing.lua"), 2);
+  const std::string path = std::string(GRPO_BINARY_DIR) + "/rewards_score_jsonl_failures.jsonl";
+  {
+    std::ofstream file(path);
+    for (int n = 1; n <= 4; ++n) file << "{\"completion\": \"x\", \"n\": " << n << "}\n";
+  }
+  const ScoreFileSummary summary = score_jsonl(pool, path, nullptr, /*batch_size=*/3);
+  REQUIRE(summary.values.size() == 4);
+  CHECK(summary.values[0].failures == 2);
+  CHECK(summary.values[1].failures == 2);
+  CHECK(summary.values[2].failures == 0);
+  CHECK(summary.values[3].name == "total");
+  CHECK(summary.values[3].failures == 3);
+  // Totals: 0 + 0 (sample 1: a fails, b 2) -> 2; sample 2: 0; sample 3: 1; sample 4: 3.
+  CHECK(summary.values[3].mean() == doctest::Approx((2.0 + 0.0 + 1.0 + 3.0) / 4));
+
+  const std::string table = format_summary(summary, pool.rule_set());
+  INFO(table);
+  const auto count = [&](const std::string& needle) {
+    int found = 0;
+    for (std::size_t at = table.find(needle); at != std::string::npos; at = table.find(needle, at + 1)) ++found;
+    return found;
+  };
+  std::istringstream lines(table);
+  std::string line, total_row;
+  while (std::getline(lines, line)) {
+    if (line.rfind("total ", 0) == 0) total_row = line;
+  }
+  CHECK(total_row.substr(total_row.find_last_not_of(' ') ) == "3");
+  CHECK(count("a refuses sample 1") == 1);  // the first message of a, whole
+  CHECK(count(" end of a") == 1);
+  CHECK(count("a refuses sample 2") == 0);
+  CHECK(count("b refuses sample 2") == 1);
+  CHECK(count("b refuses sample 3") == 0);
+  CHECK(count("  a (failed on 2 of 4 samples): a refuses") == 1);
+  CHECK(count("  b (failed on 2 of 4 samples): b refuses") == 1);
+  CHECK(count("  c (") == 0);
 }
