@@ -14,6 +14,7 @@
 #include "rl/distributed/distributed.h"
 #include "rl/distributed/distributed_launch.h"
 #include "rl/experiment/experiment.h"
+#include "rl/experiment/stage_option_specs.h"
 
 namespace grpo::cli {
 namespace {
@@ -66,6 +67,8 @@ void add_run_command(CLI::App& app) {
         throw std::invalid_argument(fmt::format("--set {}: expected stage.key=value, e.g. train.lr=1e-6", s));
       o.overrides[s.substr(0, eq)] = s.substr(eq + 1);
     }
+    // Checked here too, so that a typo fails once, before any rank starts (run_experiment checks again).
+    parse_overrides(o.overrides);
     DistributedOptions d = distributed_options_from_environment();
     if (opt->nproc > 1) {
       if (d.world_size > 1)

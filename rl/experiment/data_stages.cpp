@@ -2,13 +2,14 @@
 #include <lua.hpp>
 
 #include <algorithm>
-#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "policy/checkpoint.h"
+#include "policy/stopwatch.h"
+#include "rewards/lua_trampoline.h"
 #include "rewards/rule_set.h"
 #include "rl/experiment/dataset_split.h"
 #include "rl/experiment/experiment_stages.h"
@@ -17,6 +18,7 @@
 #include "rl/experiment/progress.h"
 #include "rl/sample_dataset.h"
 #include "rl/sft.h"
+#include "rl/experiment/stage_configs.h"
 #include "rl/experiment/stage_options.h"
 
 // The stages that make and score datasets (grpo.sft, grpo.sample) and the dataset helpers
@@ -37,15 +39,15 @@ void push_selection(lua_State* L, int list, const std::vector<size_t>& indices) 
   }
 }
 
-// Writes records as JSONL (rank 0 only, the other ranks wait until it is there); a write error is a
-// Lua error naming the function and the path.
+// Writes records as JSONL (rank 0 only, the other ranks wait until it is there); a write error throws
+// LuaError naming the function and the path.
 void write_jsonl_file(lua_State* L, const char* function, const std::string& path, const std::vector<json>& records) {
   if (writes_outputs(L)) {
     const fs::path parent = fs::path(path).parent_path();
     if (!parent.empty()) fs::create_directories(parent);
     std::ofstream out(path);
     for (const json& r : records) out << r.dump() << "\n";
-    if (!out.flush()) luaL_error(L, "%s: cannot write %s", function, path.c_str());
+    if (!out.flush()) throw LuaError(fmt::format("{}: cannot write {}", function, path));
   }
   wait_for_outputs(L);
 }
@@ -53,38 +55,21 @@ void write_jsonl_file(lua_State* L, const char* function, const std::string& pat
 }  // namespace
 
 int stage_sft(lua_State* L) {
-  StageOptions o(L, "sft", {"model", "data", "prompt", "completion", "eos", "steps", "epochs", "batch_size", "max_len", "pack",
-                            "lr", "warmup", "min_lr_ratio", "weight_decay", "max_grad_norm", "seed", "out"});
-  const std::string model_dir = o.required_string("model");
-  const bool eos = o.boolean("eos", true);
-  const int completion_type = o.push("completion");
-  lua_pop(L, 1);
-  if (completion_type != LUA_TNIL && completion_type != LUA_TSTRING && completion_type != LUA_TFUNCTION)
-    o.type_error("completion", "a template or a function");
-  SftConfig c;
-  c.steps = o.integer("steps", 0);
-  c.epochs = o.integer("epochs", 1);
-  c.batch_size = o.integer("batch_size", 16);
-  c.max_len = o.integer("max_len", 512);
-  c.pack = o.boolean("pack", false);
-  c.lr = {o.number("lr", 1e-5), o.integer("warmup", 0), LrDecay::Cosine, 0, o.number("min_lr_ratio", 0.1)};
-  c.adamw.weight_decay = o.number("weight_decay", 0.0);
-  c.max_grad_norm = o.number("max_grad_norm", 1.0);
-  c.seed = static_cast<uint64_t>(o.integer("seed", 0));
-  const std::string out = output_path(L, o.string("out", "sft"));
+  StageOptions o(L, "sft");
+  const SftStageOptions s = sft_stage_options(o);
   StageRecord record = begin_stage(o);
   if (push_recorded_pair(L, record, "model")) return 2;
 
-  Tokenizer tok = Tokenizer::from_file(model_dir);
-  CausalLM model = load_placed_model(L, model_dir);
-  std::vector<PromptExample> prompts = stage_prompts(o, tok);
-  std::vector<std::string> completions = stage_completions(o, prompts);
-  if (prompts.empty()) luaL_error(L, "grpo.sft: no data");
+  Tokenizer tok = Tokenizer::from_file(s.model);
+  CausalLM model = load_placed_model(L, s.model);
+  const std::vector<PromptExample> prompts = stage_prompts(o, tok);
+  const std::vector<std::string> completions = stage_completions(o, prompts);
+  if (prompts.empty()) o.fail("no data");
   std::vector<SftExample> examples;
   for (size_t i = 0; i < prompts.size(); ++i) {
     SftExample e{prompts[i].prompt_ids, tok.encode(completions[i], /*allow_special=*/false)};
-    if (eos && tok.eos_id() >= 0) e.completion_ids.push_back(tok.eos_id());
-    if (e.completion_ids.empty()) luaL_error(L, "grpo.sft: record %d has an empty completion", static_cast<int>(i + 1));
+    if (s.eos && tok.eos_id() >= 0) e.completion_ids.push_back(tok.eos_id());
+    if (e.completion_ids.empty()) o.fail(fmt::format("record {} has an empty completion", i + 1));
     examples.push_back(std::move(e));
   }
   const int32_t pad = tok.pad_id() >= 0 ? tok.pad_id() : std::max(tok.eos_id(), 0);
@@ -92,11 +77,11 @@ int stage_sft(lua_State* L) {
   const bool writer = writes_outputs(L);  // data parallel: every rank trains the same, rank 0 writes
   std::ofstream metrics_file;
   if (writer) {
-    fs::create_directories(out);
-    metrics_file.open(out + "/metrics.jsonl");
+    fs::create_directories(s.out);
+    metrics_file.open(s.out + "/metrics.jsonl");
   }
-  StageProgress progress("sft", sft_steps(c, examples.size()));
-  SftResult r = sft(model, examples, c, pad, [&](const SftProgress& p) {
+  StageProgress progress("sft", sft_steps(s.config, examples.size()));
+  const SftResult r = sft(model, examples, s.config, pad, [&](const SftProgress& p) {
     if (writer)
       metrics_file << json{{"step", p.step}, {"epoch", p.epoch}, {"loss", p.loss}, {"grad_norm", p.grad_norm},
                          {"learning_rate", p.learning_rate}, {"completion_tokens", p.completion_tokens},
@@ -106,79 +91,68 @@ int stage_sft(lua_State* L) {
     progress.update(p.step + 1, {{"loss", p.loss}, {"lr", p.learning_rate}, {"tok/s", p.tokens_per_second}});
   });
   progress.finish();
-  if (writer && !metrics_file.flush()) luaL_error(L, "grpo.sft: cannot write %s/metrics.jsonl", out.c_str());
+  if (writer && !metrics_file.flush()) o.fail(fmt::format("cannot write {}/metrics.jsonl", s.out));
   if (r.truncated > 0)
     fmt::print(stderr, "[sft] warning: {} example rows were longer than max_len = {} and were cut ({} left no completion token)\n",
-               r.truncated, c.max_len, r.dropped);
-  if (writer) save_model(model, tok, out);
+               r.truncated, s.config.max_len, r.dropped);
+  if (writer) save_model(model, tok, s.out);
   wait_for_outputs(L);
   const json metrics = {{"loss", r.final_loss},       {"steps", r.steps},         {"completion_tokens", r.completion_tokens},
                         {"truncated", r.truncated},   {"dropped", r.dropped},     {"skipped_updates", r.skipped_updates}};
-  record.mark_complete(json{{"model", out}, {"metrics", metrics}});
-  fmt::print(stderr, "[sft] final loss {:.4f} -> {}\n", r.final_loss, out);
-  lua_pushstring(L, out.c_str());
+  record.mark_complete(json{{"model", s.out}, {"metrics", metrics}});
+  fmt::print(stderr, "[sft] final loss {:.4f} -> {}\n", r.final_loss, s.out);
+  lua_pushstring(L, s.out.c_str());
   push_json(L, metrics);
   return 2;
 }
 
 int stage_sample(lua_State* L) {
-  StageOptions o(L, "sample", {"model", "data", "prompt", "rules", "n", "temperature", "top_p", "top_k", "max_new_tokens",
-                               "stop", "seed", "out"});
-  const std::string model_dir = o.required_string("model");
-  const std::string rules_path = o.string("rules", "");
-  SampleConfig c;
-  c.samples_per_prompt = o.integer("n", 1);
-  c.sampling.temperature = o.number("temperature", 1.0);
-  c.sampling.top_p = o.number("top_p", 1.0);
-  c.sampling.top_k = o.integer("top_k", 0);
-  c.stop.max_new_tokens = o.integer("max_new_tokens", 256);
-  if (o.has("stop")) c.stop.stop_strings.push_back(o.string("stop", ""));
-  c.seed = static_cast<uint64_t>(o.integer("seed", 12345));
-  const std::string out = output_path(L, o.string("out", "samples.jsonl"));
+  StageOptions o(L, "sample");
+  SampleStageOptions s = sample_stage_options(o);
+  SampleConfig& c = s.config;
   StageRecord record = begin_stage(o);
-  if (record.complete() && fs::exists(out) && record.result().is_object()) {
+  if (record.complete() && fs::exists(s.out) && record.result().is_object()) {
     fmt::print(stderr, "[sample] finished in an earlier run ({})\n", record.path());
-    lua_pushstring(L, out.c_str());
-    push_json(L, json(read_jsonl(out)));
+    lua_pushstring(L, s.out.c_str());
+    push_json(L, json(read_jsonl(s.out)));
     push_json(L, record.result().value("metrics", json::object()));
     return 3;
   }
 
-  Tokenizer tok = Tokenizer::from_file(model_dir);
-  CausalLM model = load_placed_model(L, model_dir);
+  Tokenizer tok = Tokenizer::from_file(s.model);
+  CausalLM model = load_placed_model(L, s.model);
   if (tok.eos_id() >= 0) c.stop.stop_ids.push_back(tok.eos_id());
-  std::vector<PromptExample> prompts = stage_prompts(o, tok);
+  const std::vector<PromptExample> prompts = stage_prompts(o, tok);
   std::optional<rewards::RuleSet> rules;
-  if (!rules_path.empty()) rules = rewards::RuleSet::from_file(rules_path);
+  if (!s.rules.empty()) rules = rewards::RuleSet::from_file(s.rules);
   // Prompts in chunks that fill the rollout batch, so the progress line moves; prompt i keeps seed + i.
   const size_t chunk = static_cast<size_t>(std::max<int64_t>(1, c.batch_rows / std::max<int64_t>(1, c.samples_per_prompt)));
   const int64_t chunks = static_cast<int64_t>((prompts.size() + chunk - 1) / chunk);
   StageProgress progress("sample", chunks);
   std::vector<json> samples;
-  const auto start = std::chrono::steady_clock::now();
+  const Stopwatch stopwatch;
   int64_t tokens = 0;
   for (size_t first = 0; first < prompts.size(); first += chunk) {
     std::vector<PromptExample> part(prompts.begin() + static_cast<std::ptrdiff_t>(first),
                                     prompts.begin() + static_cast<std::ptrdiff_t>(std::min(prompts.size(), first + chunk)));
     SampleConfig pc = c;
     pc.seed = c.seed + first;
-    for (json& s : sample_dataset(model, tok, part, pc, rules ? &*rules : nullptr)) {
-      s["prompt_index"] = s["prompt_index"].get<int64_t>() + static_cast<int64_t>(first);
-      tokens += s["completion_tokens"].get<int64_t>();
-      samples.push_back(std::move(s));
+    for (json& sample : sample_dataset(model, tok, part, pc, rules ? &*rules : nullptr)) {
+      sample["prompt_index"] = sample["prompt_index"].get<int64_t>() + static_cast<int64_t>(first);
+      tokens += sample["completion_tokens"].get<int64_t>();
+      samples.push_back(std::move(sample));
     }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     ProgressValues values;
     if (rules) values.push_back({"reward", sample_means(samples)["reward"]});
-    values.push_back({"tok/s", tokens / std::max(seconds, 1e-9)});
+    values.push_back({"tok/s", tokens / std::max(stopwatch.seconds(), 1e-9)});
     progress.update(static_cast<int64_t>(first / chunk) + 1, values);
   }
   progress.finish();
-  write_jsonl_file(L, "grpo.sample", out, samples);
+  write_jsonl_file(L, "grpo.sample", s.out, samples);
   const std::map<std::string, double> means = sample_means(samples);
-  record.mark_complete(json{{"samples", out}, {"metrics", json(means)}});
-  fmt::print(stderr, "[sample] {} completions of {} prompts -> {}\n", samples.size(), prompts.size(), out);
-  lua_pushstring(L, out.c_str());
+  record.mark_complete(json{{"samples", s.out}, {"metrics", json(means)}});
+  fmt::print(stderr, "[sample] {} completions of {} prompts -> {}\n", samples.size(), prompts.size(), s.out);
+  lua_pushstring(L, s.out.c_str());
   push_json(L, json(samples));
   push_json(L, json(means));
   return 3;
@@ -186,8 +160,14 @@ int stage_sample(lua_State* L) {
 
 // grpo.shuffle(list [, seed]): a new list, the same values in a deterministic order (dataset_split.h).
 int lua_shuffle(lua_State* L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  const uint64_t seed = static_cast<uint64_t>(luaL_optinteger(L, 2, 0));
+  lua_table_argument(L, 1, "shuffle");
+  uint64_t seed = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    int is_integer = 0;
+    const lua_Integer value = lua_tointegerx(L, 2, &is_integer);
+    if (!is_integer) throw LuaError(fmt::format("bad argument #2 to 'shuffle' (integer expected, got {})", luaL_typename(L, 2)));
+    seed = static_cast<uint64_t>(value);
+  }
   const std::vector<size_t> order = shuffled_indices(lua_rawlen(L, 1), seed);
   push_selection(L, 1, order);
   return 1;
@@ -195,22 +175,22 @@ int lua_shuffle(lua_State* L) {
 
 // grpo.split(list, {test = 0.1, seed = 0}) -> train, test: a shuffled split (a fraction or a count).
 int lua_split(lua_State* L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_table_argument(L, 1, "split");
   double test = 0.1;
   uint64_t seed = 0;
   if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_table_argument(L, 2, "split");
     lua_pushnil(L);
     while (lua_next(L, 2)) {
-      const char* key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-      if (std::string(key) == "test") {
-        if (!lua_isnumber(L, -1)) luaL_error(L, "grpo.split: option \"test\" must be a number (a fraction or a count)");
+      const std::string key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+      if (key == "test") {
+        if (!lua_isnumber(L, -1)) throw LuaError("grpo.split: option \"test\" must be a number (a fraction or a count)");
         test = lua_tonumber(L, -1);
-      } else if (std::string(key) == "seed") {
-        if (!lua_isinteger(L, -1)) luaL_error(L, "grpo.split: option \"seed\" must be an integer");
+      } else if (key == "seed") {
+        if (!lua_isinteger(L, -1)) throw LuaError("grpo.split: option \"seed\" must be an integer");
         seed = static_cast<uint64_t>(lua_tointeger(L, -1));
       } else {
-        luaL_error(L, "grpo.split: unknown option \"%s\" (the options are \"test\" and \"seed\")", key);
+        throw LuaError(fmt::format("grpo.split: unknown option \"{}\" (the options are \"test\" and \"seed\")", key));
       }
       lua_pop(L, 1);
     }
@@ -221,16 +201,20 @@ int lua_split(lua_State* L) {
   return 2;
 }
 
+// grpo.read_jsonl(path): relative paths resolve against the working directory, as stage inputs do.
 int lua_read_jsonl(lua_State* L) {
-  push_json(L, json(read_jsonl(luaL_checkstring(L, 1))));
+  const std::string path = lua_string_argument(L, 1, "read_jsonl");
+  check_input_path("grpo.read_jsonl", "path", path);
+  push_json(L, json(read_jsonl(path)));
   return 1;
 }
 
+// grpo.write_jsonl(path, records): relative paths are inside the run directory, as stage outputs are.
 int lua_write_jsonl(lua_State* L) {
-  std::string path = output_path(L, luaL_checkstring(L, 1));
-  json records = lua_to_json(L, 2);
-  if (!records.is_array()) luaL_error(L, "grpo.write_jsonl: expected a list of records");
-  write_jsonl_file(L, "grpo.write_jsonl", path, records.get<std::vector<json>>());
+  const std::string path = output_path(L, lua_string_argument(L, 1, "write_jsonl"));
+  const json records = lua_to_json(L, 2);
+  if (!records.is_array() && !records.empty()) throw LuaError("grpo.write_jsonl: expected a list of records");
+  write_jsonl_file(L, "grpo.write_jsonl", path, records.is_array() ? records.get<std::vector<json>>() : std::vector<json>{});
   lua_pushstring(L, path.c_str());
   return 1;
 }

@@ -7,46 +7,36 @@
 #include <stdexcept>
 #include <string>
 
+#include "rewards/lua_trampoline.h"
 #include "rl/experiment/experiment_stages.h"
+#include "rl/experiment/stage_option_specs.h"
 #include "rl/experiment/stage_options.h"
 
 namespace grpo {
-namespace {
 
 namespace fs = std::filesystem;
 
-// C++ exceptions must not unwind through Lua's C frames: each stage runs inside this guard, which
-// turns them into Lua errors (with the script's file:line attached by luaL_error's caller info).
-template <lua_CFunction F>
-int guarded(lua_State* L) {
-  std::string message;
-  try {
-    return F(L);
-  } catch (const std::exception& e) {
-    message = e.what();
-  }
-  return luaL_error(L, "%s", message.c_str());
-}
-
-}  // namespace
-
 void run_experiment(const ExperimentOptions& options) {
-  ExperimentState state{options, {}};
+  // --set is checked against the stages' declarations before the script can do anything.
+  ExperimentState state{options, parse_overrides(options.overrides), {}, 0};
   fs::create_directories(options.run_directory);
   lua_State* L = luaL_newstate();
   if (!L) throw std::runtime_error("cannot create a Lua state");
   bind_state(L, &state);
   luaL_openlibs(L);
-  static const luaL_Reg functions[] = {{"init", guarded<stage_init>},
-                                       {"pretrain", guarded<stage_pretrain>},
-                                       {"train", guarded<stage_train>},
-                                       {"eval", guarded<stage_eval>},
-                                       {"sft", guarded<stage_sft>},
-                                       {"sample", guarded<stage_sample>},
-                                       {"shuffle", guarded<lua_shuffle>},
-                                       {"split", guarded<lua_split>},
-                                       {"read_jsonl", guarded<lua_read_jsonl>},
-                                       {"write_jsonl", guarded<lua_write_jsonl>},
+  // C++ exceptions must not unwind through Lua's C frames, nor Lua errors jump over C++ ones: every
+  // function runs behind a trampoline that turns its exceptions into Lua errors carrying the script's
+  // file and line (rewards/lua_trampoline.h).
+  static const luaL_Reg functions[] = {{"init", lua_trampoline<stage_init>},
+                                       {"pretrain", lua_trampoline<stage_pretrain>},
+                                       {"train", lua_trampoline<stage_train>},
+                                       {"eval", lua_trampoline<stage_eval>},
+                                       {"sft", lua_trampoline<stage_sft>},
+                                       {"sample", lua_trampoline<stage_sample>},
+                                       {"shuffle", lua_trampoline<lua_shuffle>},
+                                       {"split", lua_trampoline<lua_split>},
+                                       {"read_jsonl", lua_trampoline<lua_read_jsonl>},
+                                       {"write_jsonl", lua_trampoline<lua_write_jsonl>},
                                        {nullptr, nullptr}};
   luaL_newlib(L, functions);
   lua_pushstring(L, options.run_directory.c_str());

@@ -31,7 +31,9 @@ struct ExperimentOptions {
   Placement placement;
 };
 
-// Runs the script. Throws std::runtime_error with the Lua error (file:line) when the script fails.
+// Runs the script. Throws std::invalid_argument before the script starts when an override names no
+// declared option or has a value it does not take (stage_option_specs.h: parse_overrides), and
+// std::runtime_error with the Lua error (file:line) when the script fails.
 void run_experiment(const ExperimentOptions& options);
 
 }  // namespace grpo

@@ -1,8 +1,9 @@
 #pragma once
 // The functions behind the `grpo` table of an experiment script (rl/experiment/experiment.h lists the API), one
 // per stage or helper, as Lua C functions: argument 1 is the options table (rl/experiment/stage_options.h), the
-// results are pushed. They may throw; run_experiment wraps each so that exceptions become Lua errors
-// carrying the script's file and line.
+// results are pushed. They throw (LuaError for the script's mistakes) and never raise a Lua error
+// themselves; run_experiment registers each behind lua_trampoline (rewards/lua_trampoline.h), which
+// raises the exception's message in the script with its file and line once every C++ frame has unwound.
 #include <lua.hpp>
 
 #include <string>
@@ -12,13 +13,13 @@
 
 namespace grpo {
 
-// rl/model_stages.cpp
+// rl/experiment/model_stages.cpp
 int stage_init(lua_State* L);      // grpo.init{config, tokenizer, seed, out} -> model dir
 int stage_pretrain(lua_State* L);  // grpo.pretrain{model, data, ...} -> model dir
 int stage_train(lua_State* L);     // grpo.train{model, data, prompt, rules, ...} -> model dir (GRPO)
 int stage_eval(lua_State* L);      // grpo.eval{model, data, prompt, rules, n, ...} -> metrics table
 
-// rl/data_stages.cpp
+// rl/experiment/data_stages.cpp
 int stage_sft(lua_State* L);       // grpo.sft{model, data, prompt, completion, ...} -> model dir, metrics
 int stage_sample(lua_State* L);    // grpo.sample{model, data, prompt, rules, n, ...} -> path, samples, metrics
 int lua_shuffle(lua_State* L);     // grpo.shuffle(list [, seed]) -> list

@@ -5,13 +5,15 @@
 #include <cstdint>
 #include <string>
 
+#include "rewards/lua_trampoline.h"
+
 namespace grpo {
 
 using nlohmann::json;
 
 json lua_to_json(lua_State* L, int index, int depth) {
   index = lua_absindex(L, index);
-  if (depth > 64) luaL_error(L, "table nested too deeply");
+  if (depth > 64) throw LuaError("table nested too deeply");
   switch (lua_type(L, index)) {
     case LUA_TNIL: return nullptr;
     case LUA_TBOOLEAN: return static_cast<bool>(lua_toboolean(L, index));
@@ -38,13 +40,13 @@ json lua_to_json(lua_State* L, int index, int depth) {
       json object = json::object();
       lua_pushnil(L);
       while (lua_next(L, index)) {
-        if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "tables passed to grpo must have string keys or be lists");
+        if (lua_type(L, -2) != LUA_TSTRING) throw LuaError("tables passed to grpo must have string keys or be lists");
         object[lua_tostring(L, -2)] = lua_to_json(L, -1, depth + 1);
         lua_pop(L, 1);
       }
       return object;
     }
-    default: luaL_error(L, "cannot convert a %s to data", luaL_typename(L, index));
+    default: throw LuaError(fmt::format("cannot convert a {} to data", luaL_typename(L, index)));
   }
   return nullptr;
 }
@@ -91,7 +93,7 @@ int append_bytes(lua_State*, const void* data, size_t size, void* out) {
 
 json option_value(lua_State* L, int index, int depth) {
   index = lua_absindex(L, index);
-  if (depth > 64) luaL_error(L, "table nested too deeply");
+  if (depth > 64) throw LuaError("table nested too deeply");
   switch (lua_type(L, index)) {
     case LUA_TFUNCTION: {
       if (lua_iscfunction(L, index)) return "<C function>";

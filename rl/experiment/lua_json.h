@@ -7,7 +7,7 @@
 namespace grpo {
 
 // A Lua value as JSON: a table with keys 1..n only is an array, one with string keys an object.
-// Raises a Lua error for functions, userdata, mixed keys or nesting deeper than 64.
+// Throws LuaError (rewards/lua_trampoline.h) for functions, userdata, mixed keys or nesting deeper than 64.
 nlohmann::json lua_to_json(lua_State* L, int index, int depth = 0);
 
 // Pushes `value` as a Lua value (arrays become lists, objects tables with string keys).

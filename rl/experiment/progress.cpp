@@ -4,16 +4,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 
 namespace grpo {
 
 namespace {
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // Four significant digits, never exponent notation for the magnitudes metrics usually have.
 std::string format_value(double v) {
@@ -38,10 +33,9 @@ StageProgress::StageProgress(std::string stage, int64_t total, std::FILE* out)
     : StageProgress(std::move(stage), total, out, isatty(fileno(out)) != 0, std::max<int64_t>(1, total / 20)) {}
 
 StageProgress::StageProgress(std::string stage, int64_t total, std::FILE* out, bool redraw, int64_t every)
-    : stage_(std::move(stage)), total_(total), out_(out), redraw_(redraw), every_(std::max<int64_t>(1, every)),
-      start_(now_seconds()) {}
+    : stage_(std::move(stage)), total_(total), out_(out), redraw_(redraw), every_(std::max<int64_t>(1, every)) {}
 
-double StageProgress::elapsed() const { return now_seconds() - start_; }
+double StageProgress::elapsed() const { return stopwatch_.seconds(); }
 
 std::string StageProgress::line(int64_t done, const ProgressValues& values, double elapsed_seconds) const {
   std::string text = fmt::format("[{}] {}/{}", stage_, done, total_);

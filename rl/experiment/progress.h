@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "policy/stopwatch.h"
+
 namespace grpo {
 
 using ProgressValues = std::vector<std::pair<std::string, double>>;  // shown in this order
@@ -57,7 +59,7 @@ class StageProgress {
   std::FILE* out_;
   bool redraw_;
   int64_t every_;
-  double start_;  // steady-clock seconds at construction
+  Stopwatch stopwatch_;  // from construction
   int64_t done_ = 0, first_ = 0;
   bool line_open_ = false, finished_ = false;
   std::vector<Summary> summary_;  // in first-seen order

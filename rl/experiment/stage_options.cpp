@@ -3,10 +3,12 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <stdexcept>
 
 #include "policy/checkpoint.h"
+#include "rewards/lua_trampoline.h"
 #include "rl/distributed/distributed.h"
 #include "rl/experiment/jsonl.h"
 #include "rl/experiment/lua_json.h"
@@ -17,21 +19,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
 // The text a record gives for option `key` (pushed at the top of the stack, of Lua type `type`): the
 // option as a template or a function of the record, else the record's own string field `key`.
 std::string record_text(StageOptions& o, int type, const char* key, const json& record, size_t index) {
@@ -39,17 +26,31 @@ std::string record_text(StageOptions& o, int type, const char* key, const json& 
   if (type == LUA_TFUNCTION) {
     lua_pushvalue(L, -1);
     push_json(L, record);
-    lua_call(L, 1, 1);
-    if (!lua_isstring(L, -1)) luaL_error(L, "grpo.%s: the %s function must return a string", o.stage().c_str(), key);
+    try {
+      call_protected(L, 1, 1);
+    } catch (const LuaError& e) {
+      o.fail(fmt::format("the {} function failed on record {}: {}", key, index + 1, e.what()));
+    }
+    if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
+      const std::string got = luaL_typename(L, -1);
+      lua_pop(L, 1);
+      o.fail(fmt::format("the {} function must return a string, got {} for record {}", key, got, index + 1));
+    }
     std::string text = lua_tostring(L, -1);
     lua_pop(L, 1);
     return text;
   }
   if (type == LUA_TSTRING) return fill_template(lua_tostring(L, -1), record);
   if (record.contains(key) && record[key].is_string()) return record[key].get<std::string>();
-  luaL_error(L, "grpo.%s: record %d has no string \"%s\" field (or give a %s template or function)", o.stage().c_str(),
-             static_cast<int>(index + 1), key, key);
-  return {};
+  o.fail(fmt::format("record {} has no string \"{}\" field (or give a {} template or function)", index + 1, key, key));
+}
+
+// How a value of the wrong type is shown: numbers and strings by value, anything else by its type.
+std::string shown_value(lua_State* L, int index) {
+  if (lua_type(L, index) == LUA_TNUMBER) return lua_isinteger(L, index) ? std::to_string(lua_tointeger(L, index))
+                                                                        : fmt::format("{}", lua_tonumber(L, index));
+  if (lua_type(L, index) == LUA_TSTRING) return fmt::format("\"{}\"", lua_tostring(L, index));
+  return luaL_typename(L, index);
 }
 
 }  // namespace
@@ -77,71 +78,119 @@ std::string output_path(lua_State* L, const std::string& relative) {
   return p.is_absolute() ? p.string() : (fs::path(state_of(L).options.run_directory) / p).string();
 }
 
+void check_input_path(const std::string& function, const std::string& what, const std::string& given) {
+  std::error_code error;
+  if (fs::exists(given, error)) return;
+  const fs::path p(given);
+  if (p.is_absolute()) throw LuaError(fmt::format("{}: {}: no file or directory \"{}\"", function, what, given));
+  throw LuaError(fmt::format("{}: {}: no file or directory \"{}\" (resolved against the working directory to {})",
+                             function, what, given, fs::absolute(p).lexically_normal().string()));
+}
+
 // ---------------------------------------------------------------------------------------------
 // StageOptions
 // ---------------------------------------------------------------------------------------------
 
-StageOptions::StageOptions(lua_State* L, std::string stage, std::vector<std::string> known) : L_(L), stage_(std::move(stage)) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  known_ = std::set<std::string>(known.begin(), known.end());
+StageOptions::StageOptions(lua_State* L, std::string stage)
+    : L_(L), stage_(std::move(stage)), spec_(&stage_spec(stage_)) {
+  if (lua_type(L, 1) != LUA_TTABLE)
+    fail(fmt::format("expected a table of options, got {}", luaL_typename(L, 1)));
   lua_pushnil(L);
   while (lua_next(L, 1)) {
-    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "grpo.%s: option keys must be names", stage_.c_str());
-    std::string key = lua_tostring(L, -2);
-    if (!known_.count(key)) {
-      std::string best;
-      size_t best_distance = 1000;
-      for (const std::string& k : known) {
-        size_t d = edit_distance(key, k);
-        if (d < best_distance) best = k, best_distance = d;
-      }
-      luaL_error(L, "grpo.%s: unknown option \"%s\" (did you mean \"%s\"?)", stage_.c_str(), key.c_str(), best.c_str());
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      lua_pop(L, 2);
+      fail("option keys must be names");
     }
+    const std::string key = lua_tostring(L, -2);
+    const OptionSpec* option = spec_->find(key);
+    if (!option) {
+      lua_pop(L, 2);
+      fail(fmt::format("unknown option \"{}\" (did you mean \"{}\"?)", key, closest(key, spec_->names())));
+    }
+    check_value(*option);
     lua_pop(L, 1);
+  }
+  for (const OptionSpec& option : spec_->options) {
+    const char* key = option.name.c_str();
+    if (option.required() && !has(key)) fail(fmt::format("option \"{}\" is required", option.name));
+    // Input paths are checked before the stage does any work (or opens its record).
+    if (!(option.types & kPath)) continue;
+    const bool is_path = push(key) == LUA_TSTRING;
+    const std::string given = is_path ? lua_tostring(L_, -1) : "";
+    lua_pop(L_, 1);
+    if (is_path) check_input_path("grpo." + stage_, fmt::format("option \"{}\"", key), given);
   }
 }
 
-bool StageOptions::has(const char* key) { return override_of(key) || field_type(key) != LUA_TNIL; }
-
-double StageOptions::number(const char* key, double fallback) { return resolved(key, read_number(key, fallback)); }
-
-int64_t StageOptions::integer(const char* key, int64_t fallback) {
-  double v = read_number(key, static_cast<double>(fallback));
-  if (v != static_cast<double>(static_cast<int64_t>(v))) type_error(key, "an integer");
-  return resolved(key, static_cast<int64_t>(v));
+void StageOptions::check_value(const OptionSpec& option) {
+  const unsigned t = option.types;
+  bool ok = false;
+  switch (lua_type(L_, -1)) {
+    case LUA_TNUMBER:
+      ok = (t & kNumber) || ((t & kInteger) && lua_isinteger(L_, -1)) ||
+           ((t & kInteger) && lua_tonumber(L_, -1) == std::floor(lua_tonumber(L_, -1)));
+      break;
+    case LUA_TBOOLEAN: ok = t & kBoolean; break;
+    case LUA_TSTRING:
+      ok = (t & (kString | kPath | kTemplate)) ||
+           ((t & kEnum) && std::count(option.allowed.begin(), option.allowed.end(), lua_tostring(L_, -1)) > 0);
+      break;
+    case LUA_TTABLE: ok = t & kTable; break;
+    case LUA_TFUNCTION: ok = t & kFunction; break;
+    default: break;
+  }
+  if (ok) return;
+  const std::string got = shown_value(L_, -1);
+  lua_pop(L_, 2);  // the value and the key of the traversal
+  fail(fmt::format("option \"{}\" must be {}, got {}", option.name, describe_types(option), got));
 }
 
-bool StageOptions::boolean(const char* key, bool fallback) {
-  if (const std::string* o = override_of(key)) return resolved(key, *o == "true" || *o == "1");
-  int type = field_type(key);
-  if (type == LUA_TNIL) return resolved(key, fallback);
-  if (type != LUA_TBOOLEAN) type_error(key, "true or false");
-  lua_getfield(L_, 1, key);
-  bool v = lua_toboolean(L_, -1);
+bool StageOptions::has(const char* key) {
+  if (override_of(key)) return true;
+  const int type = lua_getfield(L_, 1, key);
   lua_pop(L_, 1);
-  return resolved(key, v);
+  return type != LUA_TNIL;
 }
 
-std::string StageOptions::string(const char* key, const std::string& fallback) {
-  if (const std::string* o = override_of(key)) return resolved(key, *o);
-  int type = field_type(key);
-  if (type == LUA_TNIL) return resolved(key, fallback);
-  if (type != LUA_TSTRING) type_error(key, "a string");
-  lua_getfield(L_, 1, key);
-  std::string v = lua_tostring(L_, -1);
-  lua_pop(L_, 1);
-  return resolved(key, v);
+double StageOptions::number(const char* key) {
+  const json v = value(key);
+  if (!v.is_number()) throw std::logic_error(fmt::format("grpo.{}: option {} has no number default", stage_, key));
+  return resolved(key, v.get<double>());
 }
 
-std::string StageOptions::required_string(const char* key) {
-  if (!has(key)) luaL_error(L_, "grpo.%s: option \"%s\" is required", stage_.c_str(), key);
-  return string(key, "");
+int64_t StageOptions::integer(const char* key) {
+  const json v = value(key);
+  if (!v.is_number()) throw std::logic_error(fmt::format("grpo.{}: option {} has no integer default", stage_, key));
+  return resolved(key, v.is_number_integer() ? v.get<int64_t>() : static_cast<int64_t>(v.get<double>()));
 }
 
-void StageOptions::type_error(const char* key, const char* expected) {
-  luaL_error(L_, "grpo.%s: option \"%s\" must be %s, got %s", stage_.c_str(), key, expected, lua_typename(L_, field_type(key)));
-  throw std::logic_error("unreachable");
+int64_t StageOptions::integer(const char* key, int64_t computed_default) {
+  return has(key) ? integer(key) : resolved(key, computed_default);
 }
+
+bool StageOptions::boolean(const char* key) {
+  const json v = value(key);
+  if (!v.is_boolean()) throw std::logic_error(fmt::format("grpo.{}: option {} has no boolean default", stage_, key));
+  return resolved(key, v.get<bool>());
+}
+
+std::string StageOptions::string(const char* key) {
+  const json v = value(key);
+  if (!v.is_string()) throw std::logic_error(fmt::format("grpo.{}: option {} has no string default", stage_, key));
+  return resolved(key, v.get<std::string>());
+}
+
+std::string StageOptions::output(const char* key) { return output_path(L_, string(key)); }
+
+int StageOptions::push(const char* key) {
+  if (const json* o = override_of(key)) {
+    push_json(L_, *o);
+    return lua_type(L_, -1);
+  }
+  return lua_getfield(L_, 1, key);
+}
+
+void StageOptions::fail(const std::string& message) const { throw LuaError(fmt::format("grpo.{}: {}", stage_, message)); }
 
 json StageOptions::resolved_options() {
   json options = resolved_;
@@ -152,32 +201,38 @@ json StageOptions::resolved_options() {
     lua_pop(L_, 1);
   }
   const std::string prefix = stage_ + ".";
-  for (const auto& [key, value] : state_of(L_).options.overrides)
+  for (const auto& [key, value] : state_of(L_).overrides)
     if (key.rfind(prefix, 0) == 0 && !options.contains(key.substr(prefix.size()))) options[key.substr(prefix.size())] = value;
   return options;
 }
 
-double StageOptions::read_number(const char* key, double fallback) {
-  if (const std::string* o = override_of(key)) return std::stod(*o);
-  int type = field_type(key);
-  if (type == LUA_TNIL) return fallback;
-  if (type != LUA_TNUMBER) type_error(key, "a number");
-  lua_getfield(L_, 1, key);
-  double v = lua_tonumber(L_, -1);
+const OptionSpec& StageOptions::spec(const char* key) const {
+  const OptionSpec* option = spec_->find(key);
+  if (!option) throw std::logic_error(fmt::format("grpo.{}: option {} is not declared", stage_, key));
+  return *option;
+}
+
+json StageOptions::value(const char* key) {
+  const OptionSpec& option = spec(key);
+  if (const json* o = override_of(key)) return *o;
+  json v;
+  switch (lua_getfield(L_, 1, key)) {
+    case LUA_TNIL: v = option.default_value; break;
+    case LUA_TBOOLEAN: v = static_cast<bool>(lua_toboolean(L_, -1)); break;
+    case LUA_TNUMBER:
+      v = lua_isinteger(L_, -1) ? json(static_cast<int64_t>(lua_tointeger(L_, -1))) : json(lua_tonumber(L_, -1));
+      break;
+    case LUA_TSTRING: v = std::string(lua_tostring(L_, -1)); break;
+    default: break;  // tables and functions are read with push()
+  }
   lua_pop(L_, 1);
   return v;
 }
 
-int StageOptions::field_type(const char* key) {
-  int type = lua_getfield(L_, 1, key);
-  lua_pop(L_, 1);
-  return type;
-}
-
-const std::string* StageOptions::override_of(const char* key) {
+const json* StageOptions::override_of(const char* key) {
   ExperimentState& s = state_of(L_);
-  auto it = s.options.overrides.find(stage_ + "." + key);
-  if (it == s.options.overrides.end()) return nullptr;
+  auto it = s.overrides.find(stage_ + "." + key);
+  if (it == s.overrides.end()) return nullptr;
   s.used_overrides.insert(it->first);
   return &it->second;
 }
@@ -224,15 +279,18 @@ std::vector<json> stage_records(StageOptions& o, const char* key) {
   int type = o.push(key);
   std::vector<json> records;
   if (type == LUA_TSTRING) {
-    records = read_jsonl(lua_tostring(L, -1));
-  } else if (type == LUA_TTABLE) {
-    json list = lua_to_json(L, -1);
-    if (!list.is_array()) luaL_error(L, "grpo.%s: option \"%s\" must be a list of records or a JSONL path", o.stage().c_str(), key);
-    for (json& r : list) records.push_back(std::move(r));
-  } else {
-    luaL_error(L, "grpo.%s: option \"%s\" (a JSONL path or a list of records) is required", o.stage().c_str(), key);
+    const std::string path = lua_tostring(L, -1);  // checked to exist by StageOptions
+    lua_pop(L, 1);
+    return read_jsonl(path);
   }
+  if (type != LUA_TTABLE) {
+    lua_pop(L, 1);
+    o.fail(fmt::format("option \"{}\" (a JSONL path or a list of records) is required", key));
+  }
+  json list = lua_to_json(L, -1);
   lua_pop(L, 1);
+  if (!list.is_array() && !list.empty()) o.fail(fmt::format("option \"{}\" must be a list of records or a JSONL path", key));
+  for (json& r : list) records.push_back(std::move(r));
   return records;
 }
 
@@ -245,7 +303,7 @@ std::string fill_template(const std::string& text, const json& record) {
       continue;
     }
     std::string field = text.substr(i + 1, close - i - 1);
-    if (!record.contains(field)) throw std::runtime_error(fmt::format("prompt template: record has no field \"{}\"", field));
+    if (!record.contains(field)) throw LuaError(fmt::format("prompt template: record has no field \"{}\"", field));
     const json& v = record[field];
     out += v.is_string() ? v.get<std::string>() : v.dump();
     i = close;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -14,12 +15,15 @@
 #include "rl/experiment/experiment.h"
 #include "rl/prompt_example.h"
 #include "rl/experiment/run_directory.h"
+#include "rl/experiment/stage_option_specs.h"
 
 namespace grpo {
 
 // The run behind one Lua state (kept in the state's extra space).
 struct ExperimentState {
   ExperimentOptions options;
+  // --set values, checked and converted by parse_overrides (stage_option_specs.h) before the script ran.
+  std::map<std::string, nlohmann::json> overrides;
   std::set<std::string> used_overrides;
   int stage_calls = 0;  // numbers the stage records in the run directory (run_directory.h)
 };
@@ -36,23 +40,35 @@ CausalLM load_placed_model(lua_State* L, const std::string& directory);
 
 // A stage output path: relative paths live in the run directory.
 std::string output_path(lua_State* L, const std::string& relative);
+// An input path (a model, a data file, rules): relative paths resolve against the working directory.
+// Throws LuaError "<function>: <what>: no file or directory "<given>" (resolved against the working
+// directory to <absolute>)" when nothing is there.
+void check_input_path(const std::string& function, const std::string& what, const std::string& given);
 
-// The options table of one stage call (argument 1). Construction raises a Lua error for a key not in
-// `known`, naming the closest known one; the typed getters raise one for a value of the wrong type.
-// A --set override "stage.key=value" takes precedence over the table.
+// The options table of one stage call (argument 1), read through the stage's declarations
+// (stage_option_specs.h). Nothing here raises a Lua error: every error is a LuaError (rewards/
+// lua_trampoline.h), which the stage's trampoline raises in the script with its file and line.
 class StageOptions {
  public:
-  StageOptions(lua_State* L, std::string stage, std::vector<std::string> known);
+  // Checks the table: no undeclared key (the error names the closest declared one), every value of a
+  // declared type (an enum's among its allowed values), every required option given, and every input
+  // path given as a string (the table's or --set's) there (check_input_path).
+  StageOptions(lua_State* L, std::string stage);
 
+  // True when the --set overrides or the table give `key`.
   bool has(const char* key);
-  double number(const char* key, double fallback);
-  int64_t integer(const char* key, int64_t fallback);
-  bool boolean(const char* key, bool fallback);
-  std::string string(const char* key, const std::string& fallback);
-  std::string required_string(const char* key);
-  // Pushes the raw field and returns its Lua type.
-  int push(const char* key) { return lua_getfield(L_, 1, key); }
-  [[noreturn]] void type_error(const char* key, const char* expected);
+  // The --set value, else the table's, else the declared default; each kept for the stage record.
+  double number(const char* key);
+  int64_t integer(const char* key);
+  int64_t integer(const char* key, int64_t computed_default);  // for a default that depends on other options
+  bool boolean(const char* key);
+  std::string string(const char* key);  // string, enum and path options
+  // The `out` option as output_path resolves it, in the run directory.
+  std::string output(const char* key);
+  // Pushes the value (the --set value when there is one) and returns its Lua type.
+  int push(const char* key);
+  // Throws LuaError "grpo.<stage>: <message>".
+  [[noreturn]] void fail(const std::string& message) const;
 
   const std::string& stage() const { return stage_; }
   lua_State* lua() const { return L_; }
@@ -63,18 +79,20 @@ class StageOptions {
   nlohmann::json resolved_options();
 
  private:
-  double read_number(const char* key, double fallback);
+  const OptionSpec& spec(const char* key) const;
+  void check_value(const OptionSpec& spec);  // the value at the top of the stack
+  // The scalar value (number, boolean, string) of `key`: --set, table, declared default; null if none.
+  nlohmann::json value(const char* key);
   template <typename T>
   T resolved(const char* key, T value) {
     resolved_[key] = value;
     return value;
   }
-  int field_type(const char* key);
-  const std::string* override_of(const char* key);
+  const nlohmann::json* override_of(const char* key);
 
   lua_State* L_;
   std::string stage_;
-  std::set<std::string> known_;
+  const StageSpec* spec_;
   nlohmann::json resolved_ = nlohmann::json::object();
 };
 
@@ -87,9 +105,9 @@ bool push_recorded_result(lua_State* L, const StageRecord& record);
 // The same for a stage whose result is {path_key = path, metrics = {...}}: pushes both.
 bool push_recorded_pair(lua_State* L, const StageRecord& record, const char* path_key);
 
-// The records of option `key`: a JSONL path or a Lua list of tables.
+// The records of option `key`: a JSONL path or a Lua list of tables. Throws LuaError.
 std::vector<nlohmann::json> stage_records(StageOptions& o, const char* key);
-// "{field}" placeholders replaced by the record's values. Throws std::runtime_error for a missing field.
+// "{field}" placeholders replaced by the record's values. Throws LuaError for a missing field.
 std::string fill_template(const std::string& text, const nlohmann::json& record);
 // The prompts of option "data": option "prompt" as a template or a function of the record, else the
 // record's "prompt" field; encoded with `tok` (BOS first when it has one).
