@@ -61,17 +61,8 @@ ModelOutputs CausalLMImpl::forward_hidden(const ModelInputs& in) {
   if (!position_ids.defined())
     position_ids = (attention_mask.to(torch::kLong).cumsum(1) - 1).clamp_min(0).narrow(1, ctx.past, t);
 
-  // Query t sits at absolute position past + t and sees keys 0..past + t that are not padding. A single
-  // new token (a decode step) sees every earlier key, so only padding is blocked; on the CPU a step
-  // without padding skips the mask altogether (the check would cost a device sync on a GPU).
-  if (t == 1) {
-    torch::Tensor padding = attention_mask.logical_not();
-    if (!device.is_cpu() || padding.any().item<bool>()) ctx.blocked = padding.unsqueeze(1).unsqueeze(2);  // [B, 1, 1, S]
-  } else {
-    auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(device);
-    torch::Tensor causal = torch::arange(s, long_opts).unsqueeze(0) <= (torch::arange(t, long_opts) + ctx.past).unsqueeze(1);
-    ctx.blocked = (causal.unsqueeze(0).unsqueeze(0) & attention_mask.unsqueeze(1).unsqueeze(2)).logical_not();  // [B, 1, T, S]
-  }
+  // Future keys and padding, or for a decode step only padding, or nothing (see blocked_keys).
+  ctx.blocked = blocked_keys(attention_mask, ctx.past, t);  // [B, 1, T, S] or undefined
 
   torch::Tensor h = model->embed_tokens(in.input_ids);  // [B, T, H]
   ctx.rope = rope_.angles(position_ids, h.scalar_type());

@@ -18,6 +18,12 @@ DeepSeekMoeImpl::DeepSeekMoeImpl(const ModelConfig& c, int64_t moe_index) : moe_
                                      SwiGluMlp(c.hidden_size, moe_.n_shared_experts * moe_.moe_intermediate_size));
 }
 
+bool DeepSeekMoeImpl::takes_token_path(const torch::Tensor& x, const ForwardContext& ctx) const {
+  const bool replaying = ctx.routing && ctx.routing->mode == RoutingTrace::Mode::Replay;
+  const bool balance_loss = moe_.aux_loss_alpha > 0 && is_training();
+  return !torch::GradMode::is_enabled() && x.size(0) * x.size(1) == 1 && x.is_cpu() && !replaying && !balance_loss;
+}
+
 torch::Tensor DeepSeekMoeImpl::forward(const torch::Tensor& x, ForwardContext& ctx) {
   const int64_t b = x.size(0), t = x.size(1), h = x.size(2), k = moe_.num_experts_per_tok;
   const bool replaying = ctx.routing && ctx.routing->mode == RoutingTrace::Mode::Replay;
@@ -27,7 +33,13 @@ torch::Tensor DeepSeekMoeImpl::forward(const torch::Tensor& x, ForwardContext& c
   // every intermediate for the backward pass.
   const bool in_place = !torch::GradMode::is_enabled();
   const bool balance_loss = moe_.aux_loss_alpha > 0 && is_training();
-  if (in_place && b * t == 1 && x.is_cpu() && !replaying && !balance_loss) return forward_token(x, valid, ctx);
+  // Fast path (lone-token MoE, forward_token) for the grouped path below. When: one token (B·T == 1)
+  // on the CPU, without autograd, not replaying a routing trace, no balance loss: batch-1 decoding.
+  // The token is routed on the host (MoeRouter::route_token) and its top_k experts run directly on
+  // its [H] vector, instead of sorting, counting and gathering tokens by expert: the same experts,
+  // weights, load counts and recorded trace, summed in the same expert order. Parity test:
+  // tests/policy_fast_paths.cpp ("fast path: forward_token").
+  if (takes_token_path(x, ctx)) return forward_token(x, valid, ctx);
 
   torch::Tensor flat = x.reshape({b * t, h});  // [N, H]
   torch::Tensor replay;
@@ -73,12 +85,15 @@ torch::Tensor DeepSeekMoeImpl::forward(const torch::Tensor& x, ForwardContext& c
 
 torch::Tensor DeepSeekMoeImpl::forward_token(const torch::Tensor& x, const torch::Tensor& valid, ForwardContext& ctx) {
   // One token (batch-1 decoding): routed on the host, then its top_k experts run directly on the
-  // [hidden] vector, summed in expert order as the grouped path sums them.
+  // [hidden] vector, summed in expert order as the grouped path sums them. A padding token is routed
+  // and recorded but, as in the grouped path, runs through the shared experts only.
   torch::Tensor token = x.reshape({x.size(-1)});  // [H]
-  TokenRoute route = gate->route_token(token, !valid.defined() || valid.item<bool>());
+  const bool real = !valid.defined() || valid.item<bool>();
+  TokenRoute route = gate->route_token(token, real);
   if (ctx.routing) ctx.routing->experts.push_back(torch::tensor(route.experts, torch::kLong).view({1, 1, -1}));
   std::vector<std::pair<int64_t, double>> chosen;  // (expert, weight)
-  for (size_t j = 0; j < route.experts.size(); ++j) chosen.push_back({route.experts[j], route.weights[j]});
+  if (real)
+    for (size_t j = 0; j < route.experts.size(); ++j) chosen.push_back({route.experts[j], route.weights[j]});
   std::sort(chosen.begin(), chosen.end());
   torch::Tensor out = torch::zeros_like(token);
   for (const auto& [expert, weight] : chosen) out.add_(expert_modules_[expert](token), weight);

@@ -20,13 +20,17 @@ class DeepSeekMoeImpl : public torch::nn::Module {
   // `moe_index`: this layer's position among the model's MoE layers (its slot in a RoutingTrace).
   DeepSeekMoeImpl(const ModelConfig& config, int64_t moe_index);
   torch::Tensor forward(const torch::Tensor& x, ForwardContext& ctx);  // [B, T, H] -> [B, T, H]
+  // Whether forward(x, ctx) takes the lone-token fast path (forward_token) rather than the grouped
+  // one; exposed so that tests hold one to the other.
+  bool takes_token_path(const torch::Tensor& x, const ForwardContext& ctx) const;
 
   MoeRouter gate{nullptr};
   torch::nn::ModuleList experts{nullptr};
   SwiGluMlp shared_experts{nullptr};
 
  private:
-  // The path for a single token without autograd on the CPU. x: [1, 1, H], valid: [1] or undefined.
+  // The fast path for a single token without autograd on the CPU (see forward). x: [1, 1, H], valid:
+  // [1] or undefined.
   torch::Tensor forward_token(const torch::Tensor& x, const torch::Tensor& valid, ForwardContext& ctx);
   torch::Tensor sequence_balance_loss(const Routing& routing, const torch::Tensor& token_mask, int64_t batch,
                                       int64_t length) const;

@@ -30,6 +30,15 @@ struct ForwardContext {
   torch::Tensor aux_loss;    // summed MoE balance loss of this forward (undefined when none)
 };
 
+// The keys hidden from each query of a forward over `t` new positions after `past` cached ones: later
+// positions (causality) and padding. attention_mask: [B, S] bool, S = past + t, true = real token.
+// Returns [B, 1, t, S] bool, true = hidden. The general path; forward uses blocked_keys.
+torch::Tensor causal_padding_mask(const torch::Tensor& attention_mask, int64_t past, int64_t t);
+
+// What a forward hands to attention as ForwardContext::blocked: causal_padding_mask, or for a single
+// new token a cheaper mask that hides the same keys, or none at all (see masked_attention.cpp).
+torch::Tensor blocked_keys(const torch::Tensor& attention_mask, int64_t past, int64_t t);
+
 // softmax(scores · scale, blocked keys excluded) · values with scores in float32 (float64 for float64
 // inputs). q: [B, G, R, T, D] keys: [B, G, 1, S, D] values: [B, G, 1, S, Dv] blocked: bool,
 // broadcastable to [B, G, R, T, S], or undefined (every key visible). G groups share one key/value head (GQA), R query heads per group.

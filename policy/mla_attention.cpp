@@ -3,16 +3,15 @@
 #include "policy/projection.h"
 
 namespace grpo {
-namespace {
 
-// x: [n_h, N, d] times per-head matrices w: [n_h, d, e] -> [n_h, N, e]. For a single row (batch-1
-// decoding) a broadcast multiply and sum: bmm issues one small BLAS call per head, which costs more.
 torch::Tensor per_head_matmul(const torch::Tensor& x, const torch::Tensor& w) {
-  if (x.size(1) == 1) return (x.transpose(1, 2) * w).sum(1, /*keepdim=*/true);
-  return torch::bmm(x, w);
+  // Fast path (per-head product of one row) for torch::bmm below. When: N == 1, one query row per
+  // head (a batch-1 decode step). A broadcast multiply and a sum over d compute the same products:
+  // bmm issues one small BLAS call per head, which costs more. Parity test:
+  // tests/policy_fast_paths.cpp ("fast path: per_head_matmul").
+  if (x.size(1) == 1) return (x.transpose(1, 2) * w).sum(1, /*keepdim=*/true);  // [n_h, 1, e]
+  return torch::bmm(x, w);  // [n_h, N, e]
 }
-
-}  // namespace
 
 MlaAttentionImpl::MlaAttentionImpl(const ModelConfig& c, int64_t layer_index)
     : layer_index_(layer_index),

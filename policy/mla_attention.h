@@ -19,6 +19,10 @@
 
 namespace grpo {
 
+// x: [n_h, N, d] times per-head matrices w: [n_h, d, e] -> [n_h, N, e]: the absorbed path's products
+// of every head's query or output rows with its own slice of W_kvb. One row (N == 1) takes a fast path.
+torch::Tensor per_head_matmul(const torch::Tensor& x, const torch::Tensor& w);
+
 class MlaAttentionImpl : public torch::nn::Module {
  public:
   MlaAttentionImpl(const ModelConfig& config, int64_t layer_index);

@@ -34,6 +34,12 @@ torch::Tensor MoeRouterImpl::select_experts(const torch::Tensor& scores) const {
   return std::get<1>(biased.topk(moe_.num_experts_per_tok, -1));
 }
 
+// Fast path (host-side routing of one token: route_token, route_scores) for this function's
+// selection (select_experts, above) and weighting. When: one token's [hidden] activations on the CPU
+// without autograd, the MoE layer's lone-token path (DeepSeekMoe::forward_token). The same selection
+// and weights, computed on one row of scores with std:: algorithms in the score dtype's arithmetic
+// instead of two dozen small tensor ops. Parity test: tests/policy_fast_paths.cpp ("fast path:
+// route_token").
 Routing MoeRouterImpl::forward(const torch::Tensor& x, const torch::Tensor& replay, const torch::Tensor& valid) {
   auto compute = x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
   torch::Tensor logits = project(x.to(compute), weight.to(compute));  // [N, E]

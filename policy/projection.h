@@ -12,6 +12,9 @@ namespace grpo {
 // x: [..., in] (or [in]), weight: [out, in], bias: [out] or undefined. Returns [..., out] (or [out]).
 inline torch::Tensor project(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {}) {
   const int64_t in = weight.size(1);
+  // General path: linear (gemm). Fast path (one-row projection, below): when x holds a single row
+  // (numel == in) of the weight's dtype, torch::mv. Parity test: tests/policy_fast_paths.cpp
+  // ("fast path: one-row projection").
   if (x.numel() != in || x.scalar_type() != weight.scalar_type()) return torch::nn::functional::linear(x, weight, bias);
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = weight.size(0);

@@ -87,18 +87,6 @@ TEST_CASE("incremental decoding with the KV cache equals the full forward") {
   }
 }
 
-TEST_CASE("one row decoding alone (the MoE layer's direct path) equals the full forward") {
-  for (const char* json : {test::kTinyDeepSeekV3, test::kTinyDeepSeekV2}) {
-    CausalLM model = test::tiny_model(json, 4, torch::kDouble);
-    CAPTURE(model->config().model_type);
-    torch::NoGradGuard no_grad;  // the direct path is taken without autograd only
-    Tensor ids = torch::randint(0, 61, {1, 9}, torch::kLong);
-    Tensor expected = full_logits(model, ids, torch::ones({1, 9}, torch::kLong));
-    KVCache cache = model->new_cache(1, 9);
-    CHECK(test::max_relative_error(cached_logits(model, ids, {}, 3, cache), expected) < 1e-10);
-  }
-}
-
 TEST_CASE("MLA decodes from the latent cache alone, matching the naive path") {
   CausalLM model = test::tiny_model(test::kTinyDeepSeekV3, 4, torch::kDouble);
   const ModelConfig& c = model->config();

@@ -244,42 +244,6 @@ TEST_CASE("padding reaches no routed expert: an expert only padding was sent to 
   CHECK(padding_only == 2 * 2 * 3);
 }
 
-TEST_CASE("a lone token's host-side routing picks the batched router's experts, weights and load") {
-  // float64 pins the arithmetic; float32 allows a few ulps (softmax and normalisation over a row of 8
-  // rather than a batch of rows round differently).
-  for (auto [dtype, tolerance] : {std::pair{torch::kDouble, 1e-12}, std::pair{torch::kFloat, 5e-6}})
-    for (std::string method : {"noaux_tc", "group_limited_greedy", "greedy"}) {
-      CAPTURE(method);
-      CAPTURE(dtype);
-      ModelConfig c = router_config(method, 4, 2, 3);
-      c.moe.scoring = method == "group_limited_greedy" ? MoeScoring::Softmax : MoeScoring::Sigmoid;
-      c.moe.norm_topk_prob = method != "greedy";
-      c.moe.routed_scaling_factor = 2.5;
-      torch::manual_seed(11);
-      MoeRouter batched(c), lone(c);
-      torch::NoGradGuard no_grad;
-      batched->weight.normal_(0.0, 1.0);
-      if (batched->has_correction_bias()) batched->e_score_correction_bias.uniform_(-0.5, 0.5);
-      batched->to(dtype);
-      lone->to(dtype);
-      lone->weight.copy_(batched->weight);
-      if (lone->has_correction_bias()) lone->e_score_correction_bias.copy_(batched->e_score_correction_bias);
-
-      Tensor x = torch::randn({200, c.hidden_size}, dtype);
-      Tensor valid = torch::rand({200}) < 0.8;
-      Routing expected = batched->forward(x, {}, valid);
-      for (int64_t i = 0; i < x.size(0); ++i) {
-        TokenRoute route = lone->route_token(x[i], valid[i].item<bool>());
-        REQUIRE(torch::equal(torch::tensor(route.experts, torch::kLong), expected.experts[i]));
-        Tensor weights = torch::tensor(route.weights, torch::kDouble);
-        const double difference = (weights - expected.weights[i].to(torch::kDouble)).abs().max().item<double>();
-        CAPTURE(difference);
-        CHECK(difference < tolerance);
-      }
-      CHECK(torch::equal(lone->load(), batched->load()));
-    }
-}
-
 TEST_CASE("a bf16 placement keeps the correction biases in float32, so bias updates of 1e-3 are kept") {
   CausalLM model = test::tiny_model(test::kTinyDeepSeekV3, 4);
   place_model(model, resolve_placement("cpu", "bfloat16"));
