@@ -68,8 +68,10 @@ std::vector<ScoredSample> all_gather(const std::vector<ScoredSample>& samples, D
   if (distributed.world_size() == 1) return samples;
   nlohmann::json mine = nlohmann::json::array();
   for (const ScoredSample& s : samples)
-    mine.push_back({s.prompt_index, s.prompt, s.completion, s.reward, s.advantage, s.rule_values, s.finish_reason,
-                    s.completion_tokens});
+    mine.push_back({{"prompt_index", s.prompt_index}, {"prompt", s.prompt}, {"completion", s.completion}, {"record", s.record},
+                    {"reward", s.reward}, {"advantage", s.advantage}, {"rule_values", s.rule_values},
+                    {"rule_failures", s.rule_failures}, {"finish_reason", s.finish_reason},
+                    {"completion_tokens", s.completion_tokens}});
   std::vector<ScoredSample> all;
   // MessagePack rather than JSON text: completions may hold bytes that are not UTF-8 (a token split
   // inside a character), which JSON text refuses and MessagePack carries as they are.
@@ -77,14 +79,16 @@ std::vector<ScoredSample> all_gather(const std::vector<ScoredSample>& samples, D
   for (const std::string& text : distributed.all_gather(std::string(packed.begin(), packed.end()))) {
     for (const nlohmann::json& j : nlohmann::json::from_msgpack(text)) {
       ScoredSample s;
-      s.prompt_index = j[0];
-      s.prompt = j[1];
-      s.completion = j[2];
-      s.reward = j[3];
-      s.advantage = j[4];
-      s.rule_values = j[5].get<std::vector<std::pair<std::string, double>>>();
-      s.finish_reason = j[6];
-      s.completion_tokens = j[7];
+      s.prompt_index = j.at("prompt_index");
+      s.prompt = j.at("prompt");
+      s.completion = j.at("completion");
+      s.record = j.at("record");
+      s.reward = j.at("reward");
+      s.advantage = j.at("advantage");
+      s.rule_values = j.at("rule_values").get<std::vector<std::pair<std::string, double>>>();
+      s.rule_failures = j.at("rule_failures").get<std::vector<std::pair<std::string, std::string>>>();
+      s.finish_reason = j.at("finish_reason");
+      s.completion_tokens = j.at("completion_tokens");
       all.push_back(std::move(s));
     }
   }

@@ -271,10 +271,15 @@ std::vector<ScoredSample> GrpoTrainer::sample_log(const SampledGroups& sampled, 
       ScoredSample out;
       out.prompt_index = first_prompt + static_cast<int64_t>(g);
       out.prompt = group.example->prompt;
+      out.record = group.example->record;
       out.completion = group.completions[s].text;
       out.reward = group.scores[s].total;
       out.advantage = is_kept ? advantages[kept_index * group.completions.size() + s] : 0.0;
-      for (size_t r = 0; r < rules.size(); ++r) out.rule_values.push_back({rules[r].name, group.scores[s].rules[r].value});
+      for (size_t r = 0; r < rules.size(); ++r) {
+        const rewards::RuleScore& score = group.scores[s].rules[r];
+        out.rule_values.push_back({rules[r].name, score.value});
+        if (score.failed()) out.rule_failures.push_back({rules[r].name, score.message});
+      }
       out.finish_reason = to_string(group.completions[s].finish_reason);
       out.completion_tokens = static_cast<int64_t>(group.completions[s].completion_ids.size());
       log.push_back(std::move(out));

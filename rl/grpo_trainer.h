@@ -90,12 +90,15 @@ struct GrpoConfig {
 // Metrics of one step, by name (TRL/verl names; see docs/training.md).
 using StepMetrics = std::map<std::string, double>;
 
-// A scored sample, kept for the samples log.
+// A scored sample, kept for the samples log: with its dataset record and every rule's value, so the log
+// can be rescored (`grpo rewards --in samples.jsonl`) like grpo.sample's output.
 struct ScoredSample {
   int64_t prompt_index = 0;
   std::string prompt, completion;
+  nlohmann::json record;  // the dataset record the prompt came from
   double reward = 0, advantage = 0;
   std::vector<std::pair<std::string, double>> rule_values;
+  std::vector<std::pair<std::string, std::string>> rule_failures;  // rule name, error message
   std::string finish_reason;
   int64_t completion_tokens = 0;
 };

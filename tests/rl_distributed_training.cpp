@@ -48,7 +48,7 @@ std::vector<double> parameters_of(CausalLM& model) {
 json train(const std::string& variant, Distributed* distributed) {
   Tokenizer tok = Tokenizer::make_char_level("abcdefgh", {"<pad>", "<eos>"});
   std::vector<PromptExample> prompts;
-  for (const char* p : {"bc", "de", "fg", "hb", "ab", "ch"}) prompts.push_back({p, tok.encode(p), json::object()});
+  for (const char* p : {"bc", "de", "fg", "hb", "ab", "ch"}) prompts.push_back({p, tok.encode(p), json{{"text", p}}});
   const bool moe = variant == "moe";
   ModelConfig c = test::tiny_config(moe ? test::kTinyDeepSeekV3 : test::kTinyQwen2);
   c.vocab_size = tok.vocab_size();
@@ -82,7 +82,9 @@ json train(const std::string& variant, Distributed* distributed) {
     StepResult r = trainer.step(prompts);
     out["metrics"].push_back(r.metrics);
     std::vector<std::string> completions;
-    for (const ScoredSample& sample : r.samples) completions.push_back(sample.prompt + "->" + sample.completion);
+    for (const ScoredSample& sample : r.samples)  // the gathered log keeps each sample's record and rule values
+      completions.push_back(sample.record.dump() + " " + sample.prompt + "->" + sample.completion + " " +
+                            json(sample.rule_values).dump());
     out["completions"].push_back(completions);
   }
   out["parameters"] = parameters_of(trainer.policy());
