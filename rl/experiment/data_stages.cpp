@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -12,6 +13,7 @@
 #include "rewards/lua_trampoline.h"
 #include "rewards/rule_set.h"
 #include "rl/experiment/dataset_split.h"
+#include "rl/experiment/metrics_log.h"
 #include "rl/experiment/experiment_stages.h"
 #include "rl/experiment/jsonl.h"
 #include "rl/experiment/lua_json.h"
@@ -75,23 +77,18 @@ int stage_sft(lua_State* L) {
   const int32_t pad = tok.pad_id() >= 0 ? tok.pad_id() : std::max(tok.eos_id(), 0);
 
   const bool writer = writes_outputs(L);  // data parallel: every rank trains the same, rank 0 writes
-  std::ofstream metrics_file;
-  if (writer) {
-    fs::create_directories(s.out);
-    metrics_file.open(s.out + "/metrics.jsonl");
-  }
+  std::unique_ptr<MetricsLog> metrics_log;  // metrics.jsonl and TensorBoard events, steps counted from 1
+  if (writer) metrics_log = std::make_unique<MetricsLog>(s.out);
   StageProgress progress("sft", sft_steps(s.config, examples.size()));
   const SftResult r = sft(model, examples, s.config, pad, [&](const SftProgress& p) {
-    if (writer)
-      metrics_file << json{{"step", p.step}, {"epoch", p.epoch}, {"loss", p.loss}, {"grad_norm", p.grad_norm},
-                         {"learning_rate", p.learning_rate}, {"completion_tokens", p.completion_tokens},
-                         {"tokens_per_second", p.tokens_per_second}, {"skipped", p.skipped}}
-                        .dump()
-                 << "\n";
+    if (metrics_log)
+      metrics_log->write(p.step + 1, {{"epoch", static_cast<double>(p.epoch)}, {"loss", p.loss}, {"grad_norm", p.grad_norm},
+                                      {"learning_rate", p.learning_rate},
+                                      {"completion_tokens", static_cast<double>(p.completion_tokens)},
+                                      {"tokens_per_second", p.tokens_per_second}, {"skipped", p.skipped ? 1.0 : 0.0}});
     progress.update(p.step + 1, {{"loss", p.loss}, {"lr", p.learning_rate}, {"tok/s", p.tokens_per_second}});
   });
   progress.finish();
-  if (writer && !metrics_file.flush()) o.fail(fmt::format("cannot write {}/metrics.jsonl", s.out));
   if (r.truncated > 0)
     fmt::print(stderr, "[sft] warning: {} example rows were longer than max_len = {} and were cut ({} left no completion token)\n",
                r.truncated, s.config.max_len, r.dropped);

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "policy/checkpoint.h"
@@ -14,6 +15,7 @@
 #include "rl/experiment/experiment_stages.h"
 #include "rl/grpo_trainer.h"
 #include "rl/experiment/lua_json.h"
+#include "rl/experiment/metrics_log.h"
 #include "rl/pretrain.h"
 #include "rl/experiment/progress.h"
 #include "rl/experiment/shuffled_cursor.h"
@@ -82,14 +84,14 @@ ModelConfig init_model_config(StageOptions& o, const Tokenizer& tok) {
   return c;
 }
 
-// What grpo.train keeps in its output directory while it runs: metrics.jsonl (a line per step),
-// samples.jsonl (the completions of every sample_every-th step) and checkpoints/. Data parallel: every
-// rank resumes from the same checkpoint; only rank 0 writes.
+// What grpo.train keeps in its output directory while it runs: metrics.jsonl (a line per step) with
+// TensorBoard event files beside it (metrics_log.h), samples.jsonl (the completions of every
+// sample_every-th step, as grpo.sample writes records, so `grpo rewards --in` rescores them) and
+// checkpoints/. Data parallel: every rank resumes from the same checkpoint; only rank 0 writes.
 class TrainOutputs {
  public:
   TrainOutputs(std::string out, bool writer)
-      : out_(std::move(out)), metrics_path_(out_ + "/metrics.jsonl"), samples_path_(out_ + "/samples.jsonl"),
-        checkpoints_(out_ + "/checkpoints"), writer_(writer) {
+      : out_(std::move(out)), samples_path_(out_ + "/samples.jsonl"), checkpoints_(out_ + "/checkpoints"), writer_(writer) {
     fs::create_directories(out_);
   }
 
@@ -106,38 +108,57 @@ class TrainOutputs {
       fmt::print(stderr, "[train] resuming at step {} from {}\n", trainer.steps_done(), saved.back().directory);
     }
     if (!writer_) return;
-    truncate_file(metrics_path_, metrics_bytes);
+    metrics_ = std::make_unique<MetricsLog>(out_, metrics_bytes);
     truncate_file(samples_path_, samples_bytes);
-    metrics_.open(metrics_path_, std::ios::app);
     samples_.open(samples_path_, std::ios::app);
   }
 
+  // Step `step` (1-based) just finished.
   void log_step(int64_t step, const StepResult& r, int64_t sample_every) {
     if (!writer_) return;
-    metrics_ << json(r.metrics).dump() << "\n" << std::flush;
-    if (sample_every <= 0 || step % sample_every != 0) return;
-    for (const ScoredSample& s : r.samples)
-      samples_ << json{{"step", step}, {"prompt", s.prompt}, {"completion", s.completion}, {"reward", s.reward},
-                       {"advantage", s.advantage}, {"finish_reason", s.finish_reason}}
-                      .dump()
-               << "\n";
+    metrics_->write(step, r.metrics);
+    if (sample_every <= 0 || (step - 1) % sample_every != 0) return;
+    for (const ScoredSample& s : r.samples) samples_ << sample_record(step, s).dump() << "\n";
   }
 
   // checkpoints/step-N with the data cursor and how far the logs had been written (train_checkpoint.h).
   void save_checkpoint(GrpoTrainer& trainer, const Tokenizer& tok, const ShuffledCursor& cursor, int64_t keep) {
     if (!writer_) return;
     samples_.flush();
-    if (!metrics_ || !samples_) throw LuaError(fmt::format("grpo.train: cannot write the logs in {}", out_));
+    if (!samples_) throw LuaError(fmt::format("grpo.train: cannot write {}", samples_path_));
     const json state = {{"data", cursor.state()},
-                        {"metrics_bytes", static_cast<int64_t>(fs::file_size(metrics_path_))},
+                        {"metrics_bytes", metrics_->bytes()},
                         {"samples_bytes", static_cast<int64_t>(fs::file_size(samples_path_))}};
     save_train_checkpoint(checkpoints_, trainer, tok, state, keep);
   }
 
  private:
-  std::string out_, metrics_path_, samples_path_, checkpoints_;
+  // The dataset record's fields, then what grpo.sample adds (sample_dataset.h), then the GRPO view.
+  static json sample_record(int64_t step, const ScoredSample& s) {
+    json out = s.record.is_object() ? s.record : json::object();
+    out["prompt"] = s.prompt;
+    out["completion"] = s.completion;
+    out["finish_reason"] = s.finish_reason;
+    out["completion_tokens"] = s.completion_tokens;
+    out["prompt_index"] = s.prompt_index;
+    json rewards = json::object();
+    for (const auto& [rule, value] : s.rule_values) rewards[rule] = value;
+    out["rewards"] = rewards;
+    out["reward"] = s.reward;
+    if (!s.rule_failures.empty()) {
+      json failures = json::object();
+      for (const auto& [rule, message] : s.rule_failures) failures[rule] = message;
+      out["reward_failures"] = failures;
+    }
+    out["advantage"] = s.advantage;
+    out["step"] = step;
+    return out;
+  }
+
+  std::string out_, samples_path_, checkpoints_;
   bool writer_;
-  std::ofstream metrics_, samples_;
+  std::unique_ptr<MetricsLog> metrics_;
+  std::ofstream samples_;
 };
 
 // The values of a GRPO step the progress line shows, those the run has (kl only with a reference model).
@@ -188,7 +209,12 @@ int stage_pretrain(lua_State* L) {
   Tokenizer tok = Tokenizer::from_file(s.model);
   CausalLM model = load_placed_model(L, s.model);
   StageProgress progress("pretrain", s.config.steps);
+  std::unique_ptr<MetricsLog> metrics;  // rank 0's
+  if (writes_outputs(L)) metrics = std::make_unique<MetricsLog>(s.out);
   const double loss = pretrain(model, tok, docs, s.config, [&](const PretrainProgress& p) {
+    if (metrics)
+      metrics->write(p.step + 1, {{"loss", p.loss}, {"grad_norm", p.grad_norm}, {"learning_rate", p.learning_rate},
+                                  {"tokens_per_second", p.tokens_per_second}});
     progress.update(p.step + 1, {{"loss", p.loss}, {"lr", p.learning_rate}, {"tok/s", p.tokens_per_second}});
   });
   progress.finish();
@@ -231,11 +257,11 @@ int stage_train(lua_State* L) {
   StepMetrics last;
   for (int64_t step = trainer.steps_done(); step < s.steps; ++step) {
     StepResult r = trainer.step(next_prompts(s.prompts_per_step), next_prompts);
+    const int64_t done = step + 1;  // steps are counted from 1 in the logs, as on the progress line
     for (const std::string& warning : r.warnings) progress.note("warning: " + warning);
-    outputs.log_step(step, r, s.sample_every);
-    progress.update(step + 1, train_progress_values(r.metrics));
+    outputs.log_step(done, r, s.sample_every);
+    progress.update(done, train_progress_values(r.metrics));
     last = r.metrics;
-    const int64_t done = step + 1;
     if (s.checkpoint_every > 0 && done % s.checkpoint_every == 0 && done < s.steps) {
       outputs.save_checkpoint(trainer, tok, cursor, s.keep_checkpoints);
       wait_for_outputs(L);

@@ -34,6 +34,19 @@ done
 [ "$(wc -l < "$dir/run/train/metrics.jsonl")" -eq 3 ] || fail "expected 3 metric lines, got $(wc -l < "$dir/run/train/metrics.jsonl")"
 grep -q '"reward"' "$dir/run/train/metrics.jsonl" || fail "no reward metric"
 grep -q '"pass@1"' "$dir/run/result.jsonl" || fail "no pass@1 in the eval result"
+# Steps count from 1 in every log, as on the progress line.
+head -1 "$dir/run/train/metrics.jsonl" | grep -q '"step":1[,}]' || fail "train metrics do not start at step 1"
+# Pretraining logs its loss too, and every training stage has a TensorBoard event file beside its metrics.
+[ "$(wc -l < "$dir/run/pretrain/metrics.jsonl")" -eq 5 ] || fail "expected 5 pretraining metric lines"
+for stage in pretrain train; do
+  ls "$dir/run/$stage"/events.out.tfevents.*.grpo > /dev/null 2>&1 || fail "no TensorBoard event file in $stage/"
+done
+# The training samples log is a rescorable samples file: the same rules give the rewards it recorded.
+"$grpo" rewards --rules "$dir/rules.lua" --in "$dir/run/train/samples.jsonl" --out "$dir/rescored.jsonl" > "$dir/rescore" 2>&1 ||
+  { cat "$dir/rescore"; fail "grpo rewards cannot rescore train/samples.jsonl"; }
+paste -d' ' <(grep -o '"reward":[-0-9.e]*' "$dir/run/train/samples.jsonl") <(grep -o '"reward":[-0-9.e]*' "$dir/rescored.jsonl") |
+  awk '{ if ($1 != $2) bad = 1; n++ } END { exit (bad || n == 0) }' || fail "rescored rewards differ from the logged ones"
+grep -q '"question"' "$dir/run/train/samples.jsonl" || fail "train samples lack the record's fields"
 
 # The same run with bf16 weights (float32 masters, router logits, log-probs and loss): every stage runs.
 "$grpo" run "$dir/exp.lua" --out "$dir/bf16" --dtype bfloat16 2> "$dir/log" || { cat "$dir/log"; fail "bf16 run failed"; }
