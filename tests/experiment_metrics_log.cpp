@@ -23,7 +23,7 @@ using nlohmann::json;
 
 namespace {
 
-fs::path fresh_directory(const std::string& name) {
+fs::path fresh_log_directory(const std::string& name) {
   fs::path dir = fs::temp_directory_path() / ("grpo_metrics_log_" + name + "_" + std::to_string(getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
@@ -75,7 +75,7 @@ TEST_CASE("tfrecord: length, its CRC, the data and its CRC, little-endian") {
 }
 
 TEST_CASE("metrics log: TensorBoard scalars match metrics.jsonl, as an independent decoder reads them") {
-  const fs::path dir = fresh_directory("scalars");
+  const fs::path dir = fresh_log_directory("scalars");
   {
     MetricsLog log(dir.string());
     log.write(1, {{"reward", 0.25}, {"rewards/accuracy", 0.5}, {"grad_norm", NAN}});
@@ -100,7 +100,7 @@ TEST_CASE("metrics log: TensorBoard scalars match metrics.jsonl, as an independe
 }
 
 TEST_CASE("metrics log: resuming at a checkpoint's offset logs every step once in both files") {
-  const fs::path dir = fresh_directory("resume");
+  const fs::path dir = fresh_log_directory("resume");
   int64_t checkpoint_bytes = 0;
   {
     MetricsLog log(dir.string());

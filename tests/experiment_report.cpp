@@ -108,7 +108,7 @@ fs::path temp_dir(const char* name) {
   return dir;
 }
 
-void write_file(const fs::path& path, const std::string& text) {
+void write_text_file(const fs::path& path, const std::string& text) {
   fs::create_directories(path.parent_path());
   std::ofstream(path) << text;
 }
@@ -125,7 +125,7 @@ TEST_CASE("the test's own XML check rejects what it should") {
 
 TEST_CASE("metric series: x from the step field, else the line index; non-numeric values skipped") {
   fs::path dir = temp_dir("series");
-  write_file(dir / "a.jsonl", "{\"step\": 10, \"reward\": 0.5, \"note\": \"x\"}\n\n{\"step\": 20, \"reward\": 0.75, \"kl\": 0.01}\n");
+  write_text_file(dir / "a.jsonl", "{\"step\": 10, \"reward\": 0.5, \"note\": \"x\"}\n\n{\"step\": 20, \"reward\": 0.75, \"kl\": 0.01}\n");
   std::vector<MetricSeries> s = read_metric_series((dir / "a.jsonl").string());
   REQUIRE(s.size() == 2);
   CHECK(s[0].name == "reward");
@@ -133,9 +133,9 @@ TEST_CASE("metric series: x from the step field, else the line index; non-numeri
   CHECK(s[0].y == std::vector<double>{0.5, 0.75});
   CHECK(s[1].name == "kl");
   CHECK(s[1].x == std::vector<double>{20});
-  write_file(dir / "b.jsonl", "{\"loss\": 3}\n{\"loss\": 2}\n{\"loss\": 1}\n");
+  write_text_file(dir / "b.jsonl", "{\"loss\": 3}\n{\"loss\": 2}\n{\"loss\": 1}\n");
   CHECK(read_metric_series((dir / "b.jsonl").string())[0].x == std::vector<double>{0, 1, 2});
-  write_file(dir / "bad.jsonl", "{\"loss\": 3}\n{\"loss\": \n");
+  write_text_file(dir / "bad.jsonl", "{\"loss\": 3}\n{\"loss\": \n");
   CHECK_THROWS_WITH_AS(read_metric_series((dir / "bad.jsonl").string()),
                        doctest::Contains("bad.jsonl:2: invalid JSON"), std::runtime_error);
   fs::remove_all(dir);
@@ -193,11 +193,11 @@ TEST_CASE("SVG chart: from 20 points an exponential moving average is drawn too"
 
 TEST_CASE("report of a run directory: the stages' metrics files, an HTML page with the charts inline, SVG files") {
   fs::path run = temp_dir("run");
-  write_file(run / "train" / "metrics.jsonl",
+  write_text_file(run / "train" / "metrics.jsonl",
              "{\"step\": 0, \"reward\": 0.1, \"accuracy\": 0.0, \"kl\": 0.0, \"completion_length/mean\": 12.5, \"grad_norm\": 1}\n"
              "{\"step\": 1, \"reward\": 0.4, \"accuracy\": 0.25, \"kl\": 0.002, \"completion_length/mean\": 10.0, \"grad_norm\": 2}\n");
-  write_file(run / "sft" / "metrics.jsonl", "{\"step\": 0, \"loss\": 2.5}\n{\"step\": 1, \"loss\": 1.5}\n");
-  write_file(run / "init" / "config.json", "{}");
+  write_text_file(run / "sft" / "metrics.jsonl", "{\"step\": 0, \"loss\": 2.5}\n{\"step\": 1, \"loss\": 1.5}\n");
+  write_text_file(run / "init" / "config.json", "{}");
   std::vector<ReportSection> sections = collect_report(run.string());
   REQUIRE(sections.size() == 2);
   CHECK(sections[0].title == "sft");

@@ -16,7 +16,7 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-std::string fresh_directory(const char* name) {
+std::string fresh_run_path(const char* name) {
   fs::path p = fs::temp_directory_path() / (std::string("grpo-") + name + "-" + std::to_string(getpid()));
   fs::remove_all(p);
   return p.string();
@@ -41,7 +41,7 @@ TEST_CASE("changed_options names each changed, added and removed key with both v
 }
 
 TEST_CASE("a stage record: created incomplete, reused when complete, refused when options change after a checkpoint") {
-  const std::string run = fresh_directory("stages");
+  const std::string run = fresh_run_path("stages");
   json options = {{"lr", 0.001}, {"steps", 3}};
   {
     StageRecord r = StageRecord::open(run, 2, "train", options);
@@ -80,7 +80,7 @@ TEST_CASE("a stage record: created incomplete, reused when complete, refused whe
 }
 
 TEST_CASE("a corrupt stage record is an error naming the file") {
-  const std::string run = fresh_directory("corrupt");
+  const std::string run = fresh_run_path("corrupt");
   fs::create_directories(run + "/stages");
   std::ofstream(run + "/stages/00-init.json") << "{\"stage\": ";
   CHECK_THROWS_WITH_AS(StageRecord::open(run, 0, "init", json::object()), doctest::Contains("00-init.json: not valid JSON"),
@@ -89,7 +89,7 @@ TEST_CASE("a corrupt stage record is an error naming the file") {
 }
 
 TEST_CASE("write_json_atomically replaces the file and leaves no temporary behind") {
-  const std::string dir = fresh_directory("atomic");
+  const std::string dir = fresh_run_path("atomic");
   write_json_atomically(dir + "/a/b.json", {{"x", 1}});
   write_json_atomically(dir + "/a/b.json", {{"x", 2}});
   CHECK(read_json_file(dir + "/a/b.json")["x"] == 2);
@@ -98,7 +98,7 @@ TEST_CASE("write_json_atomically replaces the file and leaves no temporary behin
 }
 
 TEST_CASE("truncate_file cuts a log back to a checkpoint's size, and refuses to grow one") {
-  const std::string dir = fresh_directory("truncate");
+  const std::string dir = fresh_run_path("truncate");
   fs::create_directories(dir);
   const std::string path = dir + "/metrics.jsonl";
   std::ofstream(path) << "{\"step\":0}\n{\"step\":1}\n{\"step\":2}\n";

@@ -9,12 +9,7 @@ using torch::Tensor;
 
 namespace {
 
-Tensor full_logits(CausalLM& model, const Tensor& ids, const Tensor& mask = {}) {
-  ModelInputs in;
-  in.input_ids = ids;
-  in.attention_mask = mask;
-  return model->forward(in);
-}
+using test::full_logits;
 
 // Logits of `ids` fed through `cache`: the first `prefill` positions at once, then one token at a time
 // (`mask` may be undefined: no padding).

@@ -49,11 +49,7 @@ ModelConfig router_config(const std::string& method, int64_t groups, int64_t top
   return c;
 }
 
-Tensor full_logits(CausalLM& model, const Tensor& ids) {
-  ModelInputs in;
-  in.input_ids = ids;
-  return model->forward(in);
-}
+using test::full_logits;
 
 }  // namespace
 

@@ -81,4 +81,13 @@ inline double max_relative_error(const torch::Tensor& a, const torch::Tensor& b)
   return (diff / scale).item<double>();
 }
 
+// The logits of a full forward over `ids` [B, T] (`mask` [B, T], undefined: no padding): the general
+// path that decoding tests compare the KV cache and the decode fast paths against.
+inline torch::Tensor full_logits(CausalLM& model, const torch::Tensor& ids, const torch::Tensor& mask = {}) {
+  ModelInputs in;
+  in.input_ids = ids;
+  in.attention_mask = mask;
+  return model->forward(in);
+}
+
 }  // namespace grpo::test

@@ -16,7 +16,7 @@ using nlohmann::json;
 
 namespace {
 
-const char* kStartsWithA = R"(
+const char* kDistributedStartsWithA = R"(
 return { { name = "accuracy", weight = 1.0,
            rule = function(s) if s.completion:sub(1, 1) == "a" then return 1 else return 0 end end } }
 )";
@@ -75,7 +75,7 @@ json train(const std::string& variant, Distributed* distributed) {
   // gives nearly every sample an advantage, so what reaches the weights is signal, as in real runs.
   GrpoTrainer trainer(model, tok,
                       moe ? rewards::RuleSet::from_source(kFirstLetterScore, "first_letter.lua")
-                          : rewards::RuleSet::from_source(kStartsWithA, "starts_with_a.lua"),
+                          : rewards::RuleSet::from_source(kDistributedStartsWithA, "starts_with_a.lua"),
                       g);
   json out = {{"metrics", json::array()}, {"completions", json::array()}, {"initial", parameters_of(model)}};
   for (int s = 0; s < kSteps; ++s) {

@@ -8,11 +8,12 @@
 #include <vector>
 
 #include "rl/grpo_objective.h"
+#include "test_constants.h"
 
 using namespace grpo;
 using torch::Tensor;
 
-static const double kNaN = std::numeric_limits<double>::quiet_NaN();
+using test::kNaN;
 
 namespace {
 
@@ -24,8 +25,8 @@ namespace {
 const std::vector<double> kRewards = {1, 2, 0, 0.1, 0, 0, 0.1, 1, 3, 0.1};
 const std::vector<int64_t> kGroups = {7, 3, 7, 5, 9, 7, 5, 7, 9, 5};
 
-Tensor rewards() { return torch::tensor(kRewards, torch::kDouble); }
-Tensor groups() { return torch::tensor(kGroups, torch::kLong); }
+Tensor example_rewards() { return torch::tensor(kRewards, torch::kDouble); }
+Tensor example_groups() { return torch::tensor(kGroups, torch::kLong); }
 
 void check_advantages(const Tensor& got, const std::vector<double>& expected) {
   REQUIRE(got.dim() == 1);
@@ -43,7 +44,7 @@ TEST_CASE("advantages: GRPO divides by the unbiased group std plus eps") {
   const double eps = 1e-6;
   const double a7 = 0.5 / (std::sqrt(1.0 / 3.0) + eps);  // |r − 0.5| / (std + eps)
   const double a9 = 1.5 / (std::sqrt(4.5) + eps);
-  GroupAdvantages out = group_advantages(rewards(), groups());
+  GroupAdvantages out = group_advantages(example_rewards(), example_groups());
   check_advantages(out.advantages, {a7, 0, -a7, 0, -a9, -a7, 0, a7, a9, 0});
 
   REQUIRE(out.groups.size() == 4);
@@ -60,13 +61,13 @@ TEST_CASE("advantages: population std is selectable") {
   options.std_estimator = StdEstimator::Population;
   options.eps = 1e-4;
   const double a7 = 0.5 / (0.5 + 1e-4), a9 = 1.5 / (1.5 + 1e-4);
-  check_advantages(group_advantages(rewards(), groups(), options).advantages, {a7, 0, -a7, 0, -a9, -a7, 0, a7, a9, 0});
+  check_advantages(group_advantages(example_rewards(), example_groups(), options).advantages, {a7, 0, -a7, 0, -a9, -a7, 0, a7, a9, 0});
 }
 
 TEST_CASE("advantages: Dr. GRPO subtracts the group mean only") {
   AdvantageOptions options;
   options.scaling = AdvantageScaling::None;
-  check_advantages(group_advantages(rewards(), groups(), options).advantages,
+  check_advantages(group_advantages(example_rewards(), example_groups(), options).advantages,
                    {0.5, 0, -0.5, 0, -1.5, -0.5, 0, 0.5, 1.5, 0});
 }
 
@@ -77,7 +78,7 @@ TEST_CASE("advantages: batch scaling divides by the std of every reward in the b
   for (double r : kRewards) mean += r / kRewards.size();
   for (double r : kRewards) squares += (r - mean) * (r - mean);
   const double scale = 1.0 / (std::sqrt(squares / (kRewards.size() - 1)) + 1e-6);
-  check_advantages(group_advantages(rewards(), groups(), options).advantages,
+  check_advantages(group_advantages(example_rewards(), example_groups(), options).advantages,
                    {0.5 * scale, 0, -0.5 * scale, 0, -1.5 * scale, -0.5 * scale, 0, 0.5 * scale, 1.5 * scale, 0});
 }
 
@@ -85,7 +86,7 @@ TEST_CASE("advantages: a group of one and equal-reward groups give exactly zero 
   for (AdvantageScaling scaling : {AdvantageScaling::Group, AdvantageScaling::Batch, AdvantageScaling::None}) {
     AdvantageOptions options;
     options.scaling = scaling;
-    GroupAdvantages out = group_advantages(rewards(), groups(), options);
+    GroupAdvantages out = group_advantages(example_rewards(), example_groups(), options);
     for (int64_t i : {1, 3, 6, 9}) {
       CAPTURE(i);
       CHECK(out.advantages[i].item<double>() == 0.0);  // exact, not a rounding residue
@@ -117,5 +118,5 @@ TEST_CASE("advantages: bad input is rejected with the place named") {
                        doctest::Contains("integer"), std::invalid_argument);
   AdvantageOptions negative;
   negative.eps = -1;
-  CHECK_THROWS_WITH_AS(group_advantages(rewards(), groups(), negative), doctest::Contains("eps"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(group_advantages(example_rewards(), example_groups(), negative), doctest::Contains("eps"), std::invalid_argument);
 }

@@ -9,11 +9,12 @@
 #include <vector>
 
 #include "rl/grpo_objective.h"
+#include "test_constants.h"
 
 using namespace grpo;
 using torch::Tensor;
 
-static const double kNaN = std::numeric_limits<double>::quiet_NaN();
+using test::kNaN;
 
 namespace {
 

@@ -10,11 +10,12 @@
 
 #include "rl/optimizer.h"
 #include "rl/policy_optimizer.h"
+#include "test_constants.h"
 
 using namespace grpo;
 using torch::Tensor;
 
-static const double kNaN = std::numeric_limits<double>::quiet_NaN();
+using test::kNaN;
 
 namespace {
 

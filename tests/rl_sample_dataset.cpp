@@ -18,13 +18,13 @@ return { { name = "chars", weight = 0.5, rule = function(s) return #s.completion
          { name = "has_a", weight = 1.0, rule = function(s) return s.completion:find("a", 1, true) and 1 or 0 end } }
 )";
 
-struct Fixture {
+struct SamplingFixture {
   Tokenizer tok = Tokenizer::make_char_level("abcdefgh", {"<pad>", "<eos>"});
   CausalLM model{nullptr};
   std::vector<PromptExample> prompts;
   SampleConfig config;
 
-  Fixture() {
+  SamplingFixture() {
     ModelConfig c = test::tiny_config(test::kTinyQwen2);
     c.vocab_size = tok.vocab_size();
     torch::manual_seed(5);
@@ -41,7 +41,7 @@ struct Fixture {
 }  // namespace
 
 TEST_CASE("sample_dataset: records in prompt and sample order, with the record's fields and the rules' scores") {
-  Fixture f;
+  SamplingFixture f;
   rewards::RuleSet rules = rewards::RuleSet::from_source(kRules, "rules.lua");
   std::vector<json> samples = sample_dataset(f.model, f.tok, f.prompts, f.config, &rules);
   REQUIRE(samples.size() == 9);
@@ -72,7 +72,7 @@ TEST_CASE("sample_dataset: records in prompt and sample order, with the record's
 }
 
 TEST_CASE("sample_dataset: prompt i uses seed + i, so a later slice sampled with seed + offset matches") {
-  Fixture f;
+  SamplingFixture f;
   std::vector<json> all = sample_dataset(f.model, f.tok, f.prompts, f.config, nullptr);
   CHECK_FALSE(all[0].contains("reward"));
   SampleConfig shifted = f.config;
@@ -90,7 +90,7 @@ TEST_CASE("sample_dataset: prompt i uses seed + i, so a later slice sampled with
 }
 
 TEST_CASE("sample_dataset: a rule that fails scores 0 and says why, the rest of the samples go on") {
-  Fixture f;
+  SamplingFixture f;
   rewards::RuleSet rules = rewards::RuleSet::from_source(
       "return { { name = 'picky', rule = function(s) if s.id == 1 then error('no id 1') end return 1 end } }", "picky.lua");
   std::vector<json> samples = sample_dataset(f.model, f.tok, f.prompts, f.config, &rules);

@@ -12,7 +12,7 @@ using torch::Tensor;
 
 namespace {
 
-struct Fixture {
+struct SftFixture {
   Tokenizer tok = Tokenizer::make_char_level("abcdefgh", {"<pad>", "<bos>", "<eos>"});
 
   SftExample example(const std::string& prompt, const std::string& completion) const {
@@ -59,7 +59,7 @@ std::vector<Tensor> gradients(CausalLM& model, const SftBatch& batch) {
 }  // namespace
 
 TEST_CASE("SFT loss is the mean of -log p over completion tokens, checked by a plain forward") {
-  Fixture f;
+  SftFixture f;
   CausalLM model = f.model(1);
   SftExample a = f.example("abc", "de"), b = f.example("h", "gfedc");
   SftBatch batch = build_sft_batch({&a, &b}, /*max_len=*/32, /*pack=*/false, f.tok.pad_id());
@@ -80,7 +80,7 @@ TEST_CASE("SFT loss is the mean of -log p over completion tokens, checked by a p
 }
 
 TEST_CASE("SFT: targets at prompt positions have no effect on the gradient; completion targets do") {
-  Fixture f;
+  SftFixture f;
   CausalLM model = f.model(2);
   SftExample a = f.example("abcd", "ef"), b = f.example("ha", "bgc");
   SftBatch batch = build_sft_batch({&a, &b}, 32, false, f.tok.pad_id());
@@ -106,7 +106,7 @@ TEST_CASE("SFT: targets at prompt positions have no effect on the gradient; comp
 }
 
 TEST_CASE("SFT packing: same loss tokens, positions restart, each row's first example is computed exactly as alone") {
-  Fixture f;
+  SftFixture f;
   CausalLM model = f.model(3);
   // Columns (tokens - 1): 5, 4, 6, 3 -> with max_len 9 first fit gives rows {e0, e1}, {e2, e3}.
   SftExample e0 = f.example("abc", "d"), e1 = f.example("e", "fg"), e2 = f.example("ab", "hgf"), e3 = f.example("c", "h");
@@ -146,7 +146,7 @@ TEST_CASE("SFT packing: same loss tokens, positions restart, each row's first ex
 }
 
 TEST_CASE("SFT truncates long examples and drops those left without a completion target") {
-  Fixture f;
+  SftFixture f;
   SftExample longer = f.example("abcdef", "gh"), fits = f.example("a", "b");
   SftBatch batch = build_sft_batch({&longer, &fits}, 5, false, f.tok.pad_id());
   CHECK(batch.truncated == 1);
@@ -159,7 +159,7 @@ TEST_CASE("SFT truncates long examples and drops those left without a completion
 }
 
 TEST_CASE("SFT teaches a tiny model a fixed prompt -> completion mapping") {
-  Fixture f;
+  SftFixture f;
   ModelConfig c = test::tiny_config(test::kTinyQwen2);
   c.vocab_size = f.tok.vocab_size();
   torch::manual_seed(4);

@@ -20,11 +20,11 @@ return { { name = "accuracy", weight = 1.0,
            rule = function(s) if s.completion:sub(1, 1) == "a" then return 1 else return 0 end end } }
 )";
 
-struct Fixture {
+struct TrainerFixture {
   Tokenizer tok = Tokenizer::make_char_level("abcdefgh", {"<pad>", "<eos>"});
   std::vector<PromptExample> prompts;
 
-  Fixture() {
+  TrainerFixture() {
     for (const char* p : {"bc", "de", "fg", "hb"}) prompts.push_back({p, tok.encode(p), nlohmann::json::object()});
   }
   CausalLM model(const char* json, uint64_t seed) {
@@ -49,7 +49,7 @@ struct Fixture {
 
 // `drift`: the largest mean |rollout − training| log-prob difference allowed (float32: rounding only;
 // bf16: the decode and training forwards round differently).
-double learn(Fixture& f, CausalLM model, GrpoConfig config, int steps, double* first, double drift = 1e-4) {
+double learn(TrainerFixture& f, CausalLM model, GrpoConfig config, int steps, double* first, double drift = 1e-4) {
   GrpoTrainer trainer(model, f.tok, rewards::RuleSet::from_source(kStartsWithA, "starts_with_a.lua"), config);
   double last = 0;
   for (int s = 0; s < steps; ++s) {
@@ -65,7 +65,7 @@ double learn(Fixture& f, CausalLM model, GrpoConfig config, int steps, double* f
 }  // namespace
 
 TEST_CASE("GRPO teaches a tiny dense policy to start its answer with 'a'") {
-  Fixture f;
+  TrainerFixture f;
   double first = 0;
   double last = learn(f, f.model(test::kTinyQwen2, 1), f.config(), 25, &first);
   MESSAGE("mean reward: first step " << first << ", last three steps " << last);
@@ -74,7 +74,7 @@ TEST_CASE("GRPO teaches a tiny dense policy to start its answer with 'a'") {
 }
 
 TEST_CASE("GRPO with routing replay and a KL term teaches a tiny MoE policy the same") {
-  Fixture f;
+  TrainerFixture f;
   GrpoConfig config = f.config();
   config.objective.policy.kl_coef = 0.01;
   config.objective.policy.clip_high = 0.28;
@@ -86,7 +86,7 @@ TEST_CASE("GRPO with routing replay and a KL term teaches a tiny MoE policy the 
 }
 
 TEST_CASE("a bf16 MoE policy learns too: float32 router scores, log-probs, loss and master weights") {
-  Fixture f;
+  TrainerFixture f;
   GrpoConfig config = f.config();
   config.objective.policy.kl_coef = 0.01;
   CausalLM model = f.model(test::kTinyDeepSeekV3, 2);
@@ -109,7 +109,7 @@ TEST_CASE("a bf16 MoE policy learns too: float32 router scores, log-probs, loss 
 }
 
 TEST_CASE("micro-batching leaves the update unchanged") {
-  Fixture f;
+  TrainerFixture f;
   std::vector<Tensor> after[2], before;
   const int64_t micro[2] = {32, 3};
   for (int run = 0; run < 2; ++run) {
@@ -136,7 +136,7 @@ TEST_CASE("micro-batching leaves the update unchanged") {
 }
 
 TEST_CASE("dynamic sampling refills zero-variance groups from the prompt source") {
-  Fixture f;
+  TrainerFixture f;
   GrpoConfig config = f.config();
   config.drop_zero_variance_groups = true;
   // A rule that is constant for prompts starting with "b": those groups carry no signal.
@@ -160,7 +160,7 @@ TEST_CASE("dynamic sampling refills zero-variance groups from the prompt source"
 TEST_CASE("GRPO learns a prompt-dependent task: answer with the prompt's last character") {
   // A rule that depends on the prompt catches any mix-up between prompts, completions and rewards,
   // which a prompt-independent task cannot.
-  Fixture f;
+  TrainerFixture f;
   const char* copy_last = R"(
 return { { name = "accuracy", rule = function(s)
   return s.completion:sub(1, 1) == s.prompt:sub(-1) and 1 or 0 end } })";
@@ -182,7 +182,7 @@ return { { name = "accuracy", rule = function(s)
 }
 
 TEST_CASE("a non-finite loss skips the update and is counted; K such steps in a row stop training, saying so") {
-  Fixture f;
+  TrainerFixture f;
   CausalLM model = f.model(test::kTinyQwen2, 4);
   // A reference whose weights are NaN: its log-probs, the KL term and so the loss are NaN while the
   // policy itself (and its rollouts) stay finite.
