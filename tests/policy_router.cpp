@@ -11,16 +11,7 @@ using torch::Tensor;
 
 namespace {
 
-ModelConfig router_config(const std::string& method, int64_t groups, int64_t topk_groups, int64_t k) {
-  ModelConfig c = test::tiny_config(test::kTinyDeepSeekV3);
-  c.moe.topk_method = method == "noaux_tc" ? MoeTopkMethod::NoauxTc
-                      : method == "greedy" ? MoeTopkMethod::Greedy
-                                           : MoeTopkMethod::GroupLimitedGreedy;
-  c.moe.n_group = groups;
-  c.moe.topk_group = topk_groups;
-  c.moe.num_experts_per_tok = k;
-  return c;
-}
+using test::router_config;
 
 }  // namespace
 

@@ -81,6 +81,19 @@ inline double max_relative_error(const torch::Tensor& a, const torch::Tensor& b)
   return (diff / scale).item<double>();
 }
 
+// The tiny DeepSeek-V3 config with another routing: method "noaux_tc", "greedy" or "group_limited_greedy",
+// `groups` expert groups of which `topk_groups` are kept, `k` experts per token.
+inline ModelConfig router_config(const std::string& method, int64_t groups, int64_t topk_groups, int64_t k) {
+  ModelConfig c = tiny_config(kTinyDeepSeekV3);
+  c.moe.topk_method = method == "noaux_tc" ? MoeTopkMethod::NoauxTc
+                      : method == "greedy" ? MoeTopkMethod::Greedy
+                                           : MoeTopkMethod::GroupLimitedGreedy;
+  c.moe.n_group = groups;
+  c.moe.topk_group = topk_groups;
+  c.moe.num_experts_per_tok = k;
+  return c;
+}
+
 // The logits of a full forward over `ids` [B, T] (`mask` [B, T], undefined: no padding): the general
 // path that decoding tests compare the KV cache and the decode fast paths against.
 inline torch::Tensor full_logits(CausalLM& model, const torch::Tensor& ids, const torch::Tensor& mask = {}) {

@@ -177,6 +177,20 @@ void save_model(CausalLM& model, const Tokenizer& tok, const std::string& dir) {
   tok.save(dir + "/tokenizer.json");
 }
 
+namespace {
+
+// The end of a stage that makes a model: rank 0 saves it to `out`, every rank waits until the files are
+// there, and the stage record keeps `out` as the result the script receives.
+int return_saved_model(lua_State* L, CausalLM& model, const Tokenizer& tok, StageRecord& record, const std::string& out) {
+  if (writes_outputs(L)) save_model(model, tok, out);
+  wait_for_outputs(L);
+  record.mark_complete(out);
+  lua_pushstring(L, out.c_str());
+  return 1;
+}
+
+}  // namespace
+
 int stage_init(lua_State* L) {
   StageOptions o(L, "init");
   Tokenizer tok = init_tokenizer(o);
@@ -187,13 +201,9 @@ int stage_init(lua_State* L) {
   if (push_recorded_result(L, record)) return 1;
   torch::manual_seed(seed);
   CausalLM model(c);
-  if (writes_outputs(L)) save_model(model, tok, out);
-  wait_for_outputs(L);
-  record.mark_complete(out);
   fmt::print(stderr, "[init] {} model, {:.2f}M parameters ({:.2f}M activated per token) -> {}\n", c.model_type,
              count_parameters(c).total / 1e6, count_parameters(c).activated_per_token / 1e6, out);
-  lua_pushstring(L, out.c_str());
-  return 1;
+  return return_saved_model(L, model, tok, record, out);
 }
 
 int stage_pretrain(lua_State* L) {
@@ -218,12 +228,8 @@ int stage_pretrain(lua_State* L) {
     progress.update(p.step + 1, {{"loss", p.loss}, {"lr", p.learning_rate}, {"tok/s", p.tokens_per_second}});
   });
   progress.finish();
-  if (writes_outputs(L)) save_model(model, tok, s.out);
-  wait_for_outputs(L);
-  record.mark_complete(s.out);
   fmt::print(stderr, "[pretrain] final loss {:.4f} -> {}\n", loss, s.out);
-  lua_pushstring(L, s.out.c_str());
-  return 1;
+  return return_saved_model(L, model, tok, record, s.out);
 }
 
 int stage_train(lua_State* L) {
@@ -270,13 +276,8 @@ int stage_train(lua_State* L) {
   }
   progress.finish();
 
-  // The final model.
-  if (writes_outputs(L)) save_model(trainer.policy(), tok, s.out);
-  wait_for_outputs(L);
-  record.mark_complete(s.out);
   fmt::print(stderr, "[train] {} steps, final reward {:.3f} -> {}\n", s.steps, last["reward"], s.out);
-  lua_pushstring(L, s.out.c_str());
-  return 1;
+  return return_saved_model(L, trainer.policy(), tok, record, s.out);
 }
 
 int stage_eval(lua_State* L) {
