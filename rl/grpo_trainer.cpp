@@ -231,8 +231,13 @@ std::vector<std::string> GrpoTrainer::add_reward_metrics(const SampledGroups& sa
   m["groups/sampled"] = static_cast<double>(sampled_groups);
   m["groups/refill_rounds"] = static_cast<double>(sampled.refill_rounds);
   if (config_.overlong_buffer > 0) add_mean_std(m, "rewards/overlong_penalty", penalties);
-  StepHealth health{step_ + 1, all_rewards_zero, m["completions/truncated_fraction"], config_.stop.max_new_tokens, sampled_groups,
-                    zero_variance};
+  StepHealth health;
+  health.step = step_ + 1;
+  health.all_rewards_zero = all_rewards_zero;
+  health.truncated_fraction = m["completions/truncated_fraction"];
+  health.max_new_tokens = config_.stop.max_new_tokens;
+  health.groups = sampled_groups;
+  health.zero_variance_groups = zero_variance;
   for (size_t r = 0; r < rules.size(); ++r)
     health.rule_failures.push_back(
         {rules[r].name, static_cast<int64_t>(failed[r]), static_cast<int64_t>(totals.size()), first_failure[r]});
