@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -21,6 +22,8 @@ std::vector<std::string> changed_options(const json& recorded, const json& curre
   for (const std::string& key : keys) {
     const bool before = recorded.contains(key), after = current.contains(key);
     if (before && after && recorded[key] == current[key]) continue;
+    // Records written before inputs were fingerprinted have no "content of" keys: nothing to compare.
+    if (!before && key.rfind("content of ", 0) == 0) continue;
     changes.push_back(fmt::format("{}: {} -> {}", key, before ? recorded[key].dump() : "(unset)",
                                   after ? current[key].dump() : "(unset)"));
   }
@@ -38,9 +41,11 @@ StageRecord StageRecord::open(const std::string& run_directory, int index, const
     std::vector<std::string> changes = changed_options(r.record_.value("options", json::object()), options);
     if (binding && !changes.empty())
       throw OptionsChangedError(fmt::format(
-          "grpo.{}: this run directory already holds this stage with other options ({}):\n  {}\nrerun with the "
-          "recorded options to {} it, or use another run directory (--out) for the new ones",
-          stage, r.path_, fmt::join(changes, "\n  "), r.complete_ ? "reuse" : "resume"));
+          "grpo.{}: this run directory already holds this stage with other options or inputs ({}):\n  {}\nrerun with "
+          "the recorded options and inputs to {} it, use another run directory (--out) for the new ones, or run "
+          "this stage and the later ones again: delete {} and the later stage records (and, for grpo.train, its "
+          "checkpoints/ folder)",
+          stage, r.path_, fmt::join(changes, "\n  "), r.complete_ ? "reuse" : "resume", r.path_));
     if (binding) {
       if (r.complete_) r.result_ = r.record_.value("result", json());
       return r;
@@ -49,6 +54,49 @@ StageRecord StageRecord::open(const std::string& run_directory, int index, const
   r.record_ = {{"stage", stage}, {"options", options}, {"complete", false}};
   write_json_atomically(r.path_, r.record_);
   return r;
+}
+
+namespace {
+
+constexpr uint64_t kFnvOffset = 14695981039346656037ull, kFnvPrime = 1099511628211ull;
+constexpr uintmax_t kHashedFileLimit = 256ull << 20;
+
+void fnv1a(uint64_t& hash, const char* bytes, size_t size) {
+  for (size_t i = 0; i < size; ++i) hash = (hash ^ static_cast<unsigned char>(bytes[i])) * kFnvPrime;
+}
+
+void hash_file(uint64_t& hash, const fs::path& path) {
+  const uintmax_t size = fs::file_size(path);
+  if (size > kHashedFileLimit) {  // weights: size and modification time stand in for the bytes
+    const std::string stamp =
+        fmt::format("{}:{}", size, static_cast<int64_t>(fs::last_write_time(path).time_since_epoch().count()));
+    fnv1a(hash, stamp.data(), stamp.size());
+    return;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(fmt::format("{}: cannot read", path.string()));
+  char buffer[1 << 16];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) fnv1a(hash, buffer, static_cast<size_t>(in.gcount()));
+}
+
+}  // namespace
+
+std::string content_fingerprint(const std::string& path) {
+  uint64_t hash = kFnvOffset;
+  if (fs::is_directory(path)) {
+    std::vector<fs::path> files;
+    for (const fs::directory_entry& e : fs::directory_iterator(path))
+      if (e.is_regular_file()) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    for (const fs::path& f : files) {
+      const std::string name = f.filename().string();
+      fnv1a(hash, name.data(), name.size() + 1);  // with the terminating NUL: names and bytes never run together
+      hash_file(hash, f);
+    }
+  } else {
+    hash_file(hash, path);
+  }
+  return fmt::format("fnv1a64:{:016x}", hash);
 }
 
 void StageRecord::mark_resumable() {

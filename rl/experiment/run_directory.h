@@ -29,7 +29,8 @@ class OptionsChangedError : public std::runtime_error {
 };
 
 // Keys of two option objects whose values differ, each as `key: old -> new` (values as JSON; a key
-// present on one side only shows "(unset)" on the other), in key order. Empty when equal.
+// present on one side only shows "(unset)" on the other), in key order. Empty when equal. A "content
+// of <option>" fingerprint the recorded side lacks (a record from before fingerprints) is not a change.
 std::vector<std::string> changed_options(const nlohmann::json& recorded, const nlohmann::json& current);
 
 class StageRecord {
@@ -56,6 +57,13 @@ class StageRecord {
   bool complete_ = false;
   nlohmann::json result_;
 };
+
+// What a stage record keeps of an input file or directory, so that a rerun notices an edited input as
+// it notices a changed option: "fnv1a64:<hex>" of a file's bytes; for a directory (a checkpoint), of
+// the names and bytes of its files (not of its subdirectories, such as checkpoints/). Files larger than
+// 256 MiB (model weights) are taken by size and modification time instead of read in full. Throws
+// std::runtime_error naming the path when it cannot be read.
+std::string content_fingerprint(const std::string& path);
 
 // Writes `value` to `path` through a temporary file and a rename, so readers see the old or the new
 // content, never a partial one. Throws std::runtime_error naming the path on failure.

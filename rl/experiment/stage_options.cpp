@@ -203,6 +203,14 @@ json StageOptions::resolved_options() {
   const std::string prefix = stage_ + ".";
   for (const auto& [key, value] : state_of(L_).overrides)
     if (key.rfind(prefix, 0) == 0 && !options.contains(key.substr(prefix.size()))) options[key.substr(prefix.size())] = value;
+  // What the input files hold, not only their names: an edited rules file, data file or model config
+  // is a changed option (run_directory.h: content_fingerprint).
+  for (const OptionSpec& option : spec_->options) {
+    if (!(option.types & kPath)) continue;
+    const json given = value(option.name.c_str());
+    if (given.is_string() && !given.get<std::string>().empty() && fs::exists(given.get<std::string>()))
+      options["content of " + option.name] = content_fingerprint(given.get<std::string>());
+  }
   return options;
 }
 
