@@ -171,8 +171,7 @@ int main(int argc, char** argv) {
     torch::Tensor loss = torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), ids.narrow(1, 1, length).reshape({-1}));
     optimizer.zero_grad();
     (out.aux_loss.defined() ? loss + out.aux_loss : loss).backward();
-    clip_gradients(optimizer.gradients(), 1.0);
-    optimizer.step(adamw.lr);
+    optimizer.clip_and_step(/*max_grad_norm=*/1.0, adamw.lr);
   };
   train_step();  // warm-up, and the optimizer's moments are allocated
   reset_peak_memory(device);

@@ -125,7 +125,7 @@ GrpoTrainer::SampledGroups GrpoTrainer::sample_groups(const std::vector<PromptEx
   ro.sampling = config_.sampling;
   ro.stop = config_.stop;
   ro.max_batch_rows = config_.rollout_batch_rows;
-  ro.record_experts = config_.routing_replay && policy_->config().has_moe();
+  ro.record_experts = replays_routing();
   RolloutEngine engine(policy_, &tokenizer_, ro);
 
   SampledGroups out;
@@ -324,6 +324,8 @@ struct GrpoTrainer::MinibatchNormalizer {
   double rows = 0;  // sequences in the minibatch, all ranks: the MoE aux loss's micro-batch weight
 };
 
+bool GrpoTrainer::replays_routing() const { return config_.routing_replay && policy_->config().has_moe(); }
+
 LogprobOptions GrpoTrainer::logprob_options() const {
   LogprobOptions lp;
   lp.temperature = config_.sampling.greedy() ? 1.0 : config_.sampling.temperature;
@@ -334,8 +336,7 @@ LogprobOptions GrpoTrainer::logprob_options() const {
 double GrpoTrainer::policy_update(const std::vector<const Completion*>& completions, const std::vector<double>& advantages,
                                   StepMetrics& m) {
   const torch::Device device = policy_->model->embed_tokens->weight.device();
-  const bool replay = config_.routing_replay && policy_->config().has_moe();
-  SequenceBatch all = build_sequence_batch(completions, advantages, replay, config_.mask_truncated).to(device);
+  SequenceBatch all = build_sequence_batch(completions, advantages, replays_routing(), config_.mask_truncated).to(device);
   if (config_.objective.policy.kl_coef != 0) {
     Stopwatch stopwatch;
     ModelInputs in;
@@ -411,7 +412,7 @@ bool GrpoTrainer::micro_batch_backward(SequenceBatch micro, const MinibatchNorma
   ModelInputs in;
   in.input_ids = micro.input_ids;
   in.attention_mask = micro.attention_mask;
-  if (config_.routing_replay && policy_->config().has_moe()) in.routing = &micro.replay;
+  if (replays_routing()) in.routing = &micro.replay;
   ModelOutputs out = policy_->forward_hidden(in);
   torch::Tensor entropy;  // a metric always; in the loss only with entropy_coef > 0
   const int64_t width = micro.targets.size(1);

@@ -168,6 +168,8 @@ class GrpoTrainer {
                             UpdateTotals& totals);
   void add_update_metrics(UpdateTotals& totals, StepMetrics& m) const;
   LogprobOptions logprob_options() const;
+  // MoE routing replay is on: the rollout records each token's experts and the update reuses them.
+  bool replays_routing() const;
 
   CausalLM policy_;
   Tokenizer tokenizer_;

@@ -101,8 +101,7 @@ Tensor adamw_steps(PolicyOptimizer& optimizer, Tensor& weight, int steps) {
   for (int i = 0; i < steps; ++i) {
     optimizer.zero_grad();
     (weight.to(torch::kFloat) * 0.5).sum().backward();
-    clip_gradients(optimizer.gradients(), 0.0);
-    optimizer.step(1e-4);
+    optimizer.clip_and_step(/*max_grad_norm=*/0.0, 1e-4);  // copies a bf16 model's gradients to the masters itself
   }
   return weight.detach().to(torch::kFloat);
 }
