@@ -65,21 +65,22 @@ std::vector<nlohmann::json> sample_dataset(CausalLM& model, const Tokenizer& tok
 }
 
 std::map<std::string, double> sample_means(const std::vector<nlohmann::json>& samples) {
-  std::map<std::string, double> m;
+  std::map<std::string, double> m, failures;  // sums that become means; failure counts that stay counts
   if (samples.empty()) return m;
   for (const nlohmann::json& s : samples) {  // sums first, so a mean of equal values is that value exactly
     m["completion_length"] += s.value("completion_tokens", 0.0);
     if (s.contains("reward")) m["reward"] += s["reward"].get<double>();
     if (s.contains("rewards"))
-      for (auto it = s["rewards"].begin(); it != s["rewards"].end(); ++it) m["rewards/" + it.key()] += it.value().get<double>();
+      for (auto it = s["rewards"].begin(); it != s["rewards"].end(); ++it) {
+        m["rewards/" + it.key()] += it.value().get<double>();
+        failures.emplace("rewards/" + it.key() + "/failures", 0.0);  // every scored rule has a count, 0 included
+      }
+    if (s.contains("reward_failures"))
+      for (auto it = s["reward_failures"].begin(); it != s["reward_failures"].end(); ++it)
+        failures["rewards/" + it.key() + "/failures"] += 1;
   }
   for (auto& [name, sum] : m) sum /= static_cast<double>(samples.size());
-  for (const nlohmann::json& s : samples)  // counts, not means
-    if (s.contains("reward_failures"))
-      for (auto it = s["reward_failures"].begin(); it != s["reward_failures"].end(); ++it) m["rewards/" + it.key() + "/failures"] += 1;
-  if (samples.front().contains("rewards"))  // every scored rule has a count, 0 included
-    for (auto it = samples.front()["rewards"].begin(); it != samples.front()["rewards"].end(); ++it)
-      m.emplace("rewards/" + it.key() + "/failures", 0.0);
+  m.insert(failures.begin(), failures.end());
   return m;
 }
 
