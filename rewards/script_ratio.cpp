@@ -92,4 +92,8 @@ std::optional<double> script_ratio(std::string_view text, std::string_view scrip
   return letters == 0 ? 0.0 : static_cast<double>(in_script) / static_cast<double>(letters);
 }
 
+std::uint32_t script_mask_of(char32_t code) { return script_of(code); }
+
+std::optional<std::uint32_t> script_mask_named(std::string_view script) { return script_mask(script); }
+
 }  // namespace grpo::rewards

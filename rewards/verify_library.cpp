@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "rewards/arith_eval.h"
+#include "rewards/completion_parts.h"
 #include "rewards/lua_trampoline.h"
 #include "rewards/math_equal.h"
 #include "rewards/program_runner.h"
@@ -63,6 +64,114 @@ int verify_script_ratio(lua_State* state) {
   const std::optional<double> ratio = script_ratio(text, script);
   if (!ratio) throw LuaError("verify.script_ratio: unknown script '" + std::string(script) + "'");
   lua_pushnumber(state, *ratio);  // a number fits the stack slots every C function has: no allocation
+  return 1;
+}
+
+// --- Parts of a completion (rewards/completion_parts.h) --------------------------------------------
+
+// The end-of-thinking marker at `index`: "</think>" when absent or nil.
+std::string_view marker_argument(lua_State* state, int index, const char* function) {
+  if (lua_isnoneornil(state, index)) return kDefaultThinkingMarker;
+  const std::string_view marker = lua_text_argument(state, index, function);
+  if (marker.empty()) throw LuaError(std::string(function) + ": the end-of-thinking marker is empty");
+  return marker;
+}
+
+int push_text(lua_State* state, std::string_view text) {
+  return push_protected(state, [&](lua_State* L) { lua_pushlstring(L, text.data(), text.size()); });
+}
+
+// verify.reasoning(text [, marker]) -> the chain of thought (the whole text without the marker).
+int verify_reasoning(lua_State* state) {
+  const std::string_view text = lua_text_argument(state, 1, "verify.reasoning");
+  return push_text(state, split_reasoning(text, marker_argument(state, 2, "verify.reasoning")).reasoning);
+}
+
+// verify.summary(text [, marker]) -> what follows the marker ("" without it).
+int verify_summary(lua_State* state) {
+  const std::string_view text = lua_text_argument(state, 1, "verify.summary");
+  return push_text(state, split_reasoning(text, marker_argument(state, 2, "verify.summary")).summary);
+}
+
+// verify.split_reasoning(text [, marker]) -> reasoning, summary, whether the marker was there.
+int verify_split_reasoning(lua_State* state) {
+  const std::string_view text = lua_text_argument(state, 1, "verify.split_reasoning");
+  const CompletionParts parts = split_reasoning(text, marker_argument(state, 2, "verify.split_reasoning"));
+  return push_protected(state, [&](lua_State* L) {
+    lua_pushlstring(L, parts.reasoning.data(), parts.reasoning.size());
+    lua_pushlstring(L, parts.summary.data(), parts.summary.size());
+    lua_pushboolean(L, parts.has_marker);
+  });
+}
+
+// The target language at `index`: a script name, {chars = "..."} or {words = {...}}. The table is read
+// with raw, non-raising calls only (lua_next, lua_rawgeti), so C++ objects may be alive meanwhile.
+LanguageTarget language_target_argument(lua_State* state, int index, const char* function) {
+  const std::string name = function;
+  if (lua_type(state, index) == LUA_TSTRING) {
+    const std::string_view script = lua_text_argument(state, index, function);
+    std::optional<LanguageTarget> target = script_target(script);
+    if (!target) throw LuaError(name + ": unknown script '" + std::string(script) + "'");
+    return *target;
+  }
+  if (lua_type(state, index) != LUA_TTABLE)
+    throw LuaError(name + ": the target language must be a script name, {chars = \"...\"} or {words = {...}}");
+  if (!lua_checkstack(state, 3)) throw LuaMemoryError();
+  const int table = lua_absindex(state, index);
+  LanguageTarget target;
+  bool given = false;
+  lua_pushnil(state);
+  while (lua_next(state, table) != 0) {
+    const std::string_view key = lua_type(state, -2) == LUA_TSTRING ? std::string_view(lua_tostring(state, -2)) : "";
+    if (key == "chars" && lua_type(state, -1) == LUA_TSTRING) {
+      std::size_t size = 0;
+      const char* chars = lua_tolstring(state, -1, &size);
+      if (size == 0) {
+        lua_pop(state, 2);
+        throw LuaError(name + ": {chars = ...} is empty");
+      }
+      target.chars = chars_target(std::string_view(chars, size)).chars;
+      given = true;
+    } else if (key == "words" && lua_type(state, -1) == LUA_TTABLE) {
+      const lua_Unsigned count = lua_rawlen(state, -1);
+      for (lua_Unsigned i = 1; i <= count; ++i) {
+        if (lua_rawgeti(state, -1, static_cast<lua_Integer>(i)) == LUA_TSTRING) {
+          std::size_t size = 0;
+          const char* word = lua_tolstring(state, -1, &size);
+          target.words.emplace(word, size);
+        }
+        lua_pop(state, 1);
+      }
+      if (target.words.empty()) {
+        lua_pop(state, 2);
+        throw LuaError(name + ": {words = {...}} holds no word");
+      }
+      given = true;
+    } else {
+      lua_pop(state, 2);
+      throw LuaError(name + ": the target table takes chars = \"...\" (a string) or words = {...} (a list of strings)");
+    }
+    lua_pop(state, 1);
+  }
+  if (!given) throw LuaError(name + ": the target table is empty (give chars = \"...\" or words = {...})");
+  if (!target.chars.empty() && !target.words.empty()) throw LuaError(name + ": give chars or words, not both");
+  return target;
+}
+
+// verify.language_share(text, target) -> share of the words in the target language.
+int verify_language_share(lua_State* state) {
+  const std::string_view text = lua_text_argument(state, 1, "verify.language_share");
+  const LanguageTarget target = language_target_argument(state, 2, "verify.language_share");
+  lua_pushnumber(state, language_share(text, target));
+  return 1;
+}
+
+// verify.language_consistency(text, target [, marker]) -> language_share of the reasoning part.
+int verify_language_consistency(lua_State* state) {
+  const std::string_view text = lua_text_argument(state, 1, "verify.language_consistency");
+  const LanguageTarget target = language_target_argument(state, 2, "verify.language_consistency");
+  const std::string_view marker = marker_argument(state, 3, "verify.language_consistency");
+  lua_pushnumber(state, language_share(split_reasoning(text, marker).reasoning, target));
   return 1;
 }
 
@@ -211,6 +320,11 @@ void open_verify_library(lua_State* state) {
       {"extract_tag", lua_trampoline<verify_extract_tag>},
       {"last_number", lua_trampoline<verify_last_number>},
       {"script_ratio", lua_trampoline<verify_script_ratio>},
+      {"reasoning", lua_trampoline<verify_reasoning>},
+      {"summary", lua_trampoline<verify_summary>},
+      {"split_reasoning", lua_trampoline<verify_split_reasoning>},
+      {"language_share", lua_trampoline<verify_language_share>},
+      {"language_consistency", lua_trampoline<verify_language_consistency>},
       {"math_equal", lua_trampoline<verify_math_equal>},
       {"eval_arith", lua_trampoline<verify_eval_arith>},
       {"run_program", lua_trampoline<verify_run_program>},
