@@ -1,6 +1,6 @@
-// grpo run EXPERIMENT.lua [--out RUN_DIR] [--set stage.key=value ...] [--nproc N] [--dist-timeout S]
-//          [--device auto|cpu|cuda|cuda:N] [--dtype auto|float32|bfloat16]:
-// runs an experiment script, as one process, as one rank of a launcher's data-parallel run (torchrun,
+// grpo run EXPERIMENT.lua [--out RUN_DIR] [--set stage.key=value ...] [--check | --no-check] [--rerun-from STAGE] [--nproc N]
+//          [--dist-timeout S] [--device auto|cpu|cuda|cuda:N] [--dtype auto|float32|bfloat16]:
+// checks an experiment script as a whole (rl/experiment/check_run.h), then runs it, as one process, as one rank of a launcher's data-parallel run (torchrun,
 // srun, mpirun: rl/distributed/distributed.h reads their variables), or as N local ranks it starts itself.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -44,12 +44,21 @@ void add_run_command(CLI::App& app) {
     int nproc = 1;
     double timeout_seconds = 300;
     std::string device = "auto", dtype = "auto";
+    bool check_only = false, no_check = false;
+    std::string rerun_from;
   };
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("run", "Run an experiment script (Lua)");
   cmd->add_option("script", opt->script, "Experiment script")->required()->check(CLI::ExistingFile);
   cmd->add_option("--out", opt->out, "Run directory (default: runs/<script name>)");
   cmd->add_option("--set", opt->sets, "Override a stage option, e.g. --set train.lr=1e-6 (repeatable)");
+  auto* check = cmd->add_flag("--check", opt->check_only,
+                               "Check every stage call (options, input files, data, prompts, rules tried on a record) "
+                               "and stop: nothing is trained or written");
+  cmd->add_flag("--no-check", opt->no_check, "Run without checking the whole script first")->excludes(check);
+  cmd->add_option("--rerun-from", opt->rerun_from,
+                  "Run this stage and the later ones again: a record number (stages/NN-name.json), a stage name, "
+                  "or name:N; their records and checkpoints are set aside under RUN/stages/replaced-<time>/");
   cmd->add_option("--nproc", opt->nproc, "Start N local ranks of this run (data parallel on one machine)")
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--dist-timeout", opt->timeout_seconds,
@@ -69,6 +78,12 @@ void add_run_command(CLI::App& app) {
     }
     // Checked here too, so that a typo fails once, before any rank starts (run_experiment checks again).
     parse_overrides(o.overrides);
+    o.rerun_from = opt->rerun_from;
+    o.check = opt->check_only ? ScriptCheck::only : opt->no_check ? ScriptCheck::skip : ScriptCheck::first;
+    if (opt->check_only) {  // one process checks; nothing is launched or placed
+      run_experiment(o);
+      return;
+    }
     DistributedOptions d = distributed_options_from_environment();
     if (opt->nproc > 1) {
       if (d.world_size > 1)

@@ -12,6 +12,7 @@
 #include "policy/stopwatch.h"
 #include "rewards/lua_trampoline.h"
 #include "rewards/rule_set.h"
+#include "rl/experiment/check_run.h"
 #include "rl/experiment/dataset_split.h"
 #include "rl/experiment/metrics_log.h"
 #include "rl/experiment/experiment_stages.h"
@@ -201,6 +202,11 @@ int lua_split(lua_State* L) {
 // grpo.read_jsonl(path): relative paths resolve against the working directory, as stage inputs do.
 int lua_read_jsonl(lua_State* L) {
   const std::string path = lua_string_argument(L, 1, "read_jsonl");
+  // A checking run reads what it planned: a file a checked stage would write reads as an empty list.
+  if (const PlannedOutput* planned = planned_output(L, path)) {
+    push_json(L, json(planned->records.value_or(std::vector<json>{})));
+    return 1;
+  }
   check_input_path("grpo.read_jsonl", "path", path);
   push_json(L, json(read_jsonl(path)));
   return 1;
@@ -211,6 +217,11 @@ int lua_write_jsonl(lua_State* L) {
   const std::string path = output_path(L, lua_string_argument(L, 1, "write_jsonl"));
   const json records = lua_to_json(L, 2);
   if (!records.is_array() && !records.empty()) throw LuaError("grpo.write_jsonl: expected a list of records");
+  if (CheckRun* check = state_of(L).check) {  // a checking run writes nothing, and remembers the records
+    check->planned[planned_key(path)].records = records.is_array() ? records.get<std::vector<json>>() : std::vector<json>{};
+    lua_pushstring(L, path.c_str());
+    return 1;
+  }
   write_jsonl_file(L, "grpo.write_jsonl", path, records.is_array() ? records.get<std::vector<json>>() : std::vector<json>{});
   lua_pushstring(L, path.c_str());
   return 1;

@@ -20,6 +20,13 @@ namespace grpo {
 
 class Distributed;  // rl/distributed/distributed.h
 
+// How `grpo run` checks a script (rl/experiment/check_run.h) before it runs it.
+enum class ScriptCheck {
+  first,  // check the whole script quietly, then run it (the default: a typo in a late stage costs seconds)
+  only,   // check it and say what was checked (grpo run --check); nothing runs
+  skip,   // run it unchecked (grpo run --no-check)
+};
+
 struct ExperimentOptions {
   std::string script;
   std::string run_directory;                    // stage outputs are relative to it
@@ -29,11 +36,16 @@ struct ExperimentOptions {
   Distributed* distributed = nullptr;
   // Where every stage puts the models it loads (grpo run --device/--dtype; policy/device.h).
   Placement placement;
+  ScriptCheck check = ScriptCheck::first;
+  // Run this stage and the later ones again (grpo run --rerun-from; rl/experiment/rerun_from.h): after the
+  // check, their records and checkpoints are set aside. Empty: reuse and resume as recorded.
+  std::string rerun_from;
 };
 
-// Runs the script. Throws std::invalid_argument before the script starts when an override names no
-// declared option or has a value it does not take (stage_option_specs.h: parse_overrides), and
-// std::runtime_error with the Lua error (file:line) when the script fails.
+// Runs the script (after checking it, as options.check says). Throws std::invalid_argument before the
+// script starts when an override names no declared option or has a value it does not take
+// (stage_option_specs.h: parse_overrides), and std::runtime_error with the Lua error (file:line) when the
+// check or the script fails.
 void run_experiment(const ExperimentOptions& options);
 
 }  // namespace grpo

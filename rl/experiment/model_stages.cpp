@@ -170,6 +170,17 @@ ProgressValues train_progress_values(const StepMetrics& metrics) {
   return shown;
 }
 
+// Each rule's share of failed calls in the step ("rewards/<rule>/failure_rate"), for the summary table.
+ProgressValues rule_failure_values(const StepMetrics& metrics) {
+  ProgressValues rates;
+  const std::string prefix = "rewards/", suffix = "/failure_rate";
+  for (const auto& [name, value] : metrics)
+    if (name.size() > prefix.size() + suffix.size() && name.compare(0, prefix.size(), prefix) == 0 &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      rates.push_back({name.substr(prefix.size(), name.size() - prefix.size() - suffix.size()) + " failures", value});
+  return rates;
+}
+
 }  // namespace
 
 void save_model(CausalLM& model, const Tokenizer& tok, const std::string& dir) {
@@ -197,7 +208,7 @@ int stage_init(lua_State* L) {
   const ModelConfig c = init_model_config(o, tok);
   const uint64_t seed = static_cast<uint64_t>(o.integer("seed"));
   const std::string out = o.output("out");
-  StageRecord record = begin_stage(o);
+  StageRecord record = begin_stage(o, &tok);
   if (push_recorded_result(L, record)) return 1;
   torch::manual_seed(seed);
   CausalLM model(c);
@@ -267,6 +278,7 @@ int stage_train(lua_State* L) {
     for (const std::string& warning : r.warnings) progress.note("warning: " + warning);
     outputs.log_step(done, r, s.sample_every);
     progress.update(done, train_progress_values(r.metrics));
+    progress.tally(rule_failure_values(r.metrics));
     last = r.metrics;
     if (s.checkpoint_every > 0 && done % s.checkpoint_every == 0 && done < s.steps) {
       outputs.save_checkpoint(trainer, tok, cursor, s.keep_checkpoints);

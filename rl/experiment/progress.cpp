@@ -61,12 +61,11 @@ void StageProgress::note(const std::string& message) {
 
 void StageProgress::update(int64_t done, const ProgressValues& values) { update(done, values, elapsed()); }
 
-void StageProgress::update(int64_t done, const ProgressValues& values, double elapsed_seconds) {
-  done_ = done;
+void StageProgress::add_to_summary(const ProgressValues& values, bool only_if_nonzero) {
   for (const auto& [name, value] : values) {
     auto it = std::find_if(summary_.begin(), summary_.end(), [&](const Summary& s) { return s.name == name; });
     if (it == summary_.end()) {
-      summary_.push_back({name, value, value, value, value, 0, 0});
+      summary_.push_back({name, value, value, value, value, 0, 0, only_if_nonzero});
       it = summary_.end() - 1;
     }
     it->last = value;
@@ -75,6 +74,13 @@ void StageProgress::update(int64_t done, const ProgressValues& values, double el
     it->sum += value;
     ++it->count;
   }
+}
+
+void StageProgress::tally(const ProgressValues& values) { add_to_summary(values, /*only_if_nonzero=*/true); }
+
+void StageProgress::update(int64_t done, const ProgressValues& values, double elapsed_seconds) {
+  done_ = done;
+  add_to_summary(values, /*only_if_nonzero=*/false);
   const std::string text = line(done, values, elapsed_seconds);
   if (redraw_) {
     // Clear to the end of the line: the new text may be shorter than the old.
@@ -97,10 +103,12 @@ void StageProgress::finish(double elapsed_seconds) {
   size_t width = 6;
   for (const Summary& s : summary_) width = std::max(width, s.name.size());
   fmt::print(out_, "  {:<{}}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}\n", "metric", width, "first", "last", "min", "max", "mean");
-  for (const Summary& s : summary_)
+  for (const Summary& s : summary_) {
+    if (s.only_if_nonzero && s.min == 0 && s.max == 0) continue;
     fmt::print(out_, "  {:<{}}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}\n", s.name, width, format_value(s.first),
                format_value(s.last), format_value(s.min), format_value(s.max),
                format_value(s.sum / static_cast<double>(s.count)));
+  }
   std::fflush(out_);
 }
 

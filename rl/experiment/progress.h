@@ -33,6 +33,10 @@ class StageProgress {
   void update(int64_t done, const ProgressValues& values);
   void update(int64_t done, const ProgressValues& values, double elapsed_seconds);
 
+  // Values kept for the summary table only, not shown on the line: a row appears once one of them is
+  // not 0 (a rule's failure rate: a table row for every rule that ever failed, none for the others).
+  void tally(const ProgressValues& values);
+
   // A resumed stage starts at step `done`: the rate and ETA count only the steps of this run.
   void start_at(int64_t done);
 
@@ -51,7 +55,9 @@ class StageProgress {
     std::string name;
     double first = 0, last = 0, min = 0, max = 0, sum = 0;
     int64_t count = 0;
+    bool only_if_nonzero = false;  // a tally()'d value
   };
+  void add_to_summary(const ProgressValues& values, bool only_if_nonzero);
   double elapsed() const;
 
   std::string stage_;

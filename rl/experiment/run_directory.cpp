@@ -43,9 +43,9 @@ StageRecord StageRecord::open(const std::string& run_directory, int index, const
       throw OptionsChangedError(fmt::format(
           "grpo.{}: this run directory already holds this stage with other options or inputs ({}):\n  {}\nrerun with "
           "the recorded options and inputs to {} it, use another run directory (--out) for the new ones, or run "
-          "this stage and the later ones again: delete {} and the later stage records (and, for grpo.train, its "
-          "checkpoints/ folder)",
-          stage, r.path_, fmt::join(changes, "\n  "), r.complete_ ? "reuse" : "resume", r.path_));
+          "this stage and the later ones again with `grpo run ... --rerun-from {:02d}` (their records and "
+          "checkpoints are set aside, the earlier stages reused)",
+          stage, r.path_, fmt::join(changes, "\n  "), r.complete_ ? "reuse" : "resume", index));
     if (binding) {
       if (r.complete_) r.result_ = r.record_.value("result", json());
       return r;

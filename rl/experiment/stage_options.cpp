@@ -9,6 +9,7 @@
 
 #include "policy/checkpoint.h"
 #include "rewards/lua_trampoline.h"
+#include "rl/experiment/check_run.h"
 #include "rl/distributed/distributed.h"
 #include "rl/experiment/jsonl.h"
 #include "rl/experiment/lua_json.h"
@@ -19,8 +20,8 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// The text a record gives for option `key` (pushed at the top of the stack, of Lua type `type`): the
-// option as a template or a function of the record, else the record's own string field `key`.
+}  // namespace
+
 std::string record_text(StageOptions& o, int type, const char* key, const json& record, size_t index) {
   lua_State* L = o.lua();
   if (type == LUA_TFUNCTION) {
@@ -40,7 +41,13 @@ std::string record_text(StageOptions& o, int type, const char* key, const json& 
     lua_pop(L, 1);
     return text;
   }
-  if (type == LUA_TSTRING) return fill_template(lua_tostring(L, -1), record);
+  if (type == LUA_TSTRING) {
+    try {
+      return fill_template(lua_tostring(L, -1), record);
+    } catch (const LuaError& e) {
+      o.fail(fmt::format("record {}: {}", index + 1, e.what()));
+    }
+  }
   if (record.contains(key) && record[key].is_string()) return record[key].get<std::string>();
   o.fail(fmt::format("record {} has no string \"{}\" field (or give a {} template or function)", index + 1, key, key));
 }
@@ -48,6 +55,8 @@ std::string record_text(StageOptions& o, int type, const char* key, const json& 
 // How a value of the wrong type is shown: numbers and strings by value, anything else by its type.
 std::string shown_value(lua_State* L, int index) {
   if (lua_type(L, index) == LUA_TNUMBER) return lua_isinteger(L, index) ? std::to_string(lua_tointeger(L, index))
+namespace {
+
                                                                         : fmt::format("{}", lua_tonumber(L, index));
   if (lua_type(L, index) == LUA_TSTRING) return fmt::format("\"{}\"", lua_tostring(L, index));
   return luaL_typename(L, index);
@@ -118,7 +127,8 @@ StageOptions::StageOptions(lua_State* L, std::string stage)
     const bool is_path = push(key) == LUA_TSTRING;
     const std::string given = is_path ? lua_tostring(L_, -1) : "";
     lua_pop(L_, 1);
-    if (is_path) check_input_path("grpo." + stage_, fmt::format("option \"{}\"", key), given);
+    // A checking run accepts what an earlier checked stage would write there.
+    if (is_path && !planned_output(L_, given)) check_input_path("grpo." + stage_, fmt::format("option \"{}\"", key), given);
   }
 }
 
@@ -180,7 +190,7 @@ std::string StageOptions::string(const char* key) {
   return resolved(key, v.get<std::string>());
 }
 
-std::string StageOptions::output(const char* key) { return output_path(L_, string(key)); }
+std::string StageOptions::output(const char* key) { return written_output_ = output_path(L_, string(key)); }
 
 int StageOptions::push(const char* key) {
   if (const json* o = override_of(key)) {
@@ -249,11 +259,12 @@ const json* StageOptions::override_of(const char* key) {
 // Stage records
 // ---------------------------------------------------------------------------------------------
 
-StageRecord begin_stage(StageOptions& o) {
+StageRecord begin_stage(StageOptions& o, const Tokenizer* made) {
   ExperimentState& s = state_of(o.lua());
   // The other ranks keep their own stage records (the same history) under .ranks/, so that every rank
   // takes the same resume decisions while only rank 0 touches the run directory's own records.
   const std::string records = writes_outputs(o.lua()) ? s.options.run_directory
+  if (s.check) check_stage(o, made ? std::make_shared<const Tokenizer>(*made) : nullptr);
                                                       : fmt::format("{}/.ranks/{}", s.options.run_directory,
                                                                     s.options.distributed->rank());
   return StageRecord::open(records, s.stage_calls++, o.stage(), o.resolved_options());
@@ -292,6 +303,7 @@ std::vector<json> stage_records(StageOptions& o, const char* key) {
     return read_jsonl(path);
   }
   if (type != LUA_TTABLE) {
+    if (const PlannedOutput* planned = planned_output(L, path)) return planned->records.value_or(std::vector<json>{});
     lua_pop(L, 1);
     o.fail(fmt::format("option \"{}\" (a JSONL path or a list of records) is required", key));
   }
@@ -311,7 +323,7 @@ std::string fill_template(const std::string& text, const json& record) {
       continue;
     }
     std::string field = text.substr(i + 1, close - i - 1);
-    if (!record.contains(field)) throw LuaError(fmt::format("prompt template: record has no field \"{}\"", field));
+    if (!record.contains(field)) throw LuaError(fmt::format("template \"{}\": record has no field \"{}\"", text, field));
     const json& v = record[field];
     out += v.is_string() ? v.get<std::string>() : v.dump();
     i = close;

@@ -19,6 +19,8 @@
 
 namespace grpo {
 
+struct CheckRun;  // rl/experiment/check_run.h
+
 // The run behind one Lua state (kept in the state's extra space).
 struct ExperimentState {
   ExperimentOptions options;
@@ -26,6 +28,7 @@ struct ExperimentState {
   std::map<std::string, nlohmann::json> overrides;
   std::set<std::string> used_overrides;
   int stage_calls = 0;  // numbers the stage records in the run directory (run_directory.h)
+  CheckRun* check = nullptr;  // a checking run: stages are checked, not run (check_run.h)
 };
 ExperimentState& state_of(lua_State* L);
 void bind_state(lua_State* L, ExperimentState* state);
@@ -65,6 +68,8 @@ class StageOptions {
   std::string string(const char* key);  // string, enum and path options
   // The `out` option as output_path resolves it, in the run directory.
   std::string output(const char* key);
+  // The last output() read: what the stage writes (a checking run plans it; check_run.h).
+  const std::string& written_output() const { return written_output_; }
   // Pushes the value (the --set value when there is one) and returns its Lua type.
   int push(const char* key);
   // Throws LuaError "grpo.<stage>: <message>".
@@ -94,11 +99,14 @@ class StageOptions {
   std::string stage_;
   const StageSpec* spec_;
   nlohmann::json resolved_ = nlohmann::json::object();
+  std::string written_output_;
 };
 
 // The record of this stage call in the run directory (run_directory.h); open it once every option has
-// been read. Throws OptionsChangedError when a rerun gives the stage other options.
-StageRecord begin_stage(StageOptions& o);
+// been read. Throws OptionsChangedError when a rerun gives the stage other options. In a checking run
+// it checks the stage's data and rules instead and throws StageChecked (check_run.h); `made` is the
+// tokenizer of the model a stage makes from nothing (grpo.init), for the later stages' checks.
+StageRecord begin_stage(StageOptions& o, const Tokenizer* made = nullptr);
 // For a stage an earlier run into this directory finished: pushes the recorded result and returns true,
 // unless that result is a path that no longer exists (then the stage runs again).
 bool push_recorded_result(lua_State* L, const StageRecord& record);
@@ -113,6 +121,9 @@ std::string fill_template(const std::string& text, const nlohmann::json& record)
 // record's "prompt" field; encoded with `tok` (BOS first when it has one).
 std::vector<PromptExample> stage_prompts(StageOptions& o, const Tokenizer& tok);
 // Each record's completion for SFT: option "completion" as a template or a function of the record,
+// The text a record gives for option `key` (pushed at the top of the stack by o.push(key), of Lua type
+// `type`): the option as a template or a function of the record, else the record's own string field.
+std::string record_text(StageOptions& o, int type, const char* key, const nlohmann::json& record, size_t index);
 // else the record's "completion" field.
 std::vector<std::string> stage_completions(StageOptions& o, const std::vector<PromptExample>& prompts);
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # An edited input file is a changed option: a rerun into the same run directory after the rules file
-# changed is refused, naming the file's content; unchanged inputs reuse every stage; deleting a stage's
-# record (and the later ones) runs those stages again while the earlier ones are reused.
+# changed is refused, naming the file's content; unchanged inputs reuse every stage; --rerun-from runs a
+# stage and the later ones again (their records and checkpoints set aside) while the earlier ones are reused.
 set -euo pipefail
 grpo=$1
 dir=$(mktemp -d)
@@ -31,11 +31,19 @@ printf '{"question": "2"}\n{"question": "1"}\n' > "$dir/data.jsonl"
 if "$grpo" run "$dir/exp.lua" --out "$dir/run" 2> "$dir/err"; then fail "a rerun with an edited data file was accepted"; fi
 grep -q 'content of data:' "$dir/err" || fail "the error does not name the data's content: $(cat "$dir/err")"
 
-# Run train again, keep init: delete its record and its checkpoints, as docs/experiments.md says.
-rm "$dir/run/stages/01-train.json"
-rm -rf "$dir/run/train/checkpoints"
-"$grpo" run "$dir/exp.lua" --out "$dir/run" 2> "$dir/log" || { cat "$dir/log"; fail "the rerun from train failed"; }
+# Run train again, keep init: --rerun-from sets its record and checkpoints aside, as docs/experiments.md says.
+if "$grpo" run "$dir/exp.lua" --out "$dir/run" --rerun-from sft 2> "$dir/err"; then fail "--rerun-from a stage that is not there was accepted"; fi
+grep -q 'rerun-from sft: no such stage record.*00-init.json, 01-train.json' "$dir/err" || fail "the error does not list the records: $(cat "$dir/err")"
+"$grpo" run "$dir/exp.lua" --out "$dir/run" --rerun-from train 2> "$dir/log" || { cat "$dir/log"; fail "the rerun from train failed"; }
 grep -q '\[init\] finished in an earlier run' "$dir/log" || fail "init should be reused"
 grep -q '\[train\] finished in an earlier run' "$dir/log" && fail "train should have run again"
 [ "$(wc -l < "$dir/run/train/metrics.jsonl")" -eq 2 ] || fail "the rerun train should log 2 steps"
+aside=$(ls -d "$dir"/run/stages/replaced-*)
+[ -f "$aside/01-train.json" ] || fail "the old train record was not set aside in $aside"
+[ -d "$aside/01-train-checkpoints" ] || fail "the old train checkpoints were not set aside in $aside"
+grep -q '"complete": *true' "$dir/run/stages/01-train.json" || fail "the new train record is not complete"
+# The record number works as well, and a second rerun-from keeps the first one's set-aside folder.
+sleep 1
+"$grpo" run "$dir/exp.lua" --out "$dir/run" --rerun-from 01 2> "$dir/log" || { cat "$dir/log"; fail "the rerun from 01 failed"; }
+[ "$(ls -d "$dir"/run/stages/replaced-* | wc -l)" -eq 2 ] || fail "each rerun-from should set aside into its own folder"
 echo ok
