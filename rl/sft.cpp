@@ -30,7 +30,8 @@ ExampleColumns columns_of(const SftExample& e, int64_t max_len, bool* truncated)
   for (size_t j = 1; j < s.size(); ++j) {  // column j − 1 predicts token j
     c.inputs.push_back(s[j - 1]);
     c.targets.push_back(s[j]);
-    c.mask.push_back(j >= prompt ? 1.0f : 0.0f);
+    const bool target = j >= prompt && (e.completion_mask.empty() || e.completion_mask[j - prompt]);
+    c.mask.push_back(target ? 1.0f : 0.0f);
   }
   return c;
 }
@@ -44,6 +45,9 @@ SftBatch build_sft_batch(const std::vector<const SftExample*>& examples, int64_t
   std::vector<int64_t> row_width;
   for (const SftExample* e : examples) {
     if (e->completion_ids.empty()) throw std::invalid_argument("sft: an example has no completion tokens");
+    if (!e->completion_mask.empty() && e->completion_mask.size() != e->completion_ids.size())
+      throw std::invalid_argument(fmt::format("sft: an example has {} completion tokens but a completion_mask of {}",
+                                              e->completion_ids.size(), e->completion_mask.size()));
     bool truncated = false;
     ExampleColumns c = columns_of(*e, max_len, &truncated);
     batch.truncated += truncated;

@@ -7,6 +7,7 @@
 //   input_ids   s0 s1 ... s(n-2)
 //   targets     s1 s2 ... s(n-1)
 //   loss_mask   0  0  ... 1  1       1 where the target is a completion token (index >= prompt length)
+//                                    and, with a completion_mask, one it marks
 //   position    0  1  ... n-2
 //
 // Unpacked, each example is one row, right-padded. Packed, examples are laid end to end in rows of at
@@ -31,6 +32,9 @@ namespace grpo {
 struct SftExample {
   std::vector<int32_t> prompt_ids;      // BOS included when the tokenizer has one
   std::vector<int32_t> completion_ids;  // EOS included when it should be learned
+  // Empty: every completion token is a target. Else one entry per completion token, 1 where it is a
+  // target: a multi-turn conversation trains its assistant turns, not the user turns between them.
+  std::vector<uint8_t> completion_mask;
 };
 
 struct SftBatch {

@@ -13,6 +13,8 @@
 #include "rewards/lua_trampoline.h"
 #include "rewards/rule_set.h"
 #include "rl/experiment/check_run.h"
+#include "rl/experiment/conversation.h"
+#include "rl/experiment/dataset_mix.h"
 #include "rl/experiment/dataset_split.h"
 #include "rl/experiment/metrics_log.h"
 #include "rl/experiment/experiment_stages.h"
@@ -23,9 +25,10 @@
 #include "rl/sft.h"
 #include "rl/experiment/stage_configs.h"
 #include "rl/experiment/stage_options.h"
+#include "rl/rejection_sampling.h"
 
-// The stages that make and score datasets (grpo.sft, grpo.sample) and the dataset helpers
-// (grpo.shuffle, grpo.split, grpo.read_jsonl, grpo.write_jsonl).
+// The stages that make and score datasets (grpo.sft, grpo.sample, grpo.rejection_sample) and the dataset helpers
+// (grpo.shuffle, grpo.split, grpo.mix, grpo.read_jsonl, grpo.write_jsonl).
 namespace grpo {
 
 namespace {
@@ -68,9 +71,22 @@ int stage_sft(lua_State* L) {
   const std::vector<PromptExample> prompts = stage_prompts(o, tok);
   const std::vector<std::string> completions = stage_completions(o, prompts);
   if (prompts.empty()) o.fail("no data");
+  // Conversational records (rl/experiment/conversation.h) train on their assistant turns, unless the
+  // prompt or completion is given as an option.
+  const bool text_options = o.has("prompt") || o.has("completion");
+  std::optional<ConversationRenderer> chat;
   std::vector<SftExample> examples;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    SftExample e{prompts[i].prompt_ids, tok.encode(completions[i], /*allow_special=*/false)};
+    if (!text_options && is_conversational(prompts[i].record)) {
+      if (!chat) chat.emplace(stage_conversation_renderer(o, tok, i + 1));
+      try {
+        examples.push_back(chat->training_example(prompts[i].record, i + 1));
+      } catch (const std::exception& e) {
+        o.fail(e.what());
+      }
+      continue;
+    }
+    SftExample e{prompts[i].prompt_ids, tok.encode(completions[i], /*allow_special=*/false), {}};
     if (s.eos && tok.eos_id() >= 0) e.completion_ids.push_back(tok.eos_id());
     if (e.completion_ids.empty()) o.fail(fmt::format("record {} has an empty completion", i + 1));
     examples.push_back(std::move(e));
@@ -104,29 +120,23 @@ int stage_sft(lua_State* L) {
   return 2;
 }
 
-int stage_sample(lua_State* L) {
-  StageOptions o(L, "sample");
-  SampleStageOptions s = sample_stage_options(o);
-  SampleConfig& c = s.config;
-  StageRecord record = begin_stage(o);
-  if (record.complete() && fs::exists(s.out) && record.result().is_object()) {
-    fmt::print(stderr, "[sample] finished in an earlier run ({})\n", record.path());
-    lua_pushstring(L, s.out.c_str());
-    push_json(L, json(read_jsonl(s.out)));
-    push_json(L, record.result().value("metrics", json::object()));
-    return 3;
-  }
+namespace {
 
+// The sampling of grpo.sample and grpo.rejection_sample: n completions of every prompt of `data`, in
+// chunks that fill the rollout batch so the progress line moves (prompt i keeps seed + i), scored when
+// `s.rules` is set. `prompts` receives the number of prompts.
+std::vector<json> sample_stage_records(lua_State* L, StageOptions& o, SampleStageOptions& s, size_t* prompt_count) {
+  SampleConfig& c = s.config;
   Tokenizer tok = Tokenizer::from_file(s.model);
   CausalLM model = load_placed_model(L, s.model);
   if (tok.eos_id() >= 0) c.stop.stop_ids.push_back(tok.eos_id());
   const std::vector<PromptExample> prompts = stage_prompts(o, tok);
+  *prompt_count = prompts.size();
   std::optional<rewards::RuleSet> rules;
   if (!s.rules.empty()) rules = rewards::RuleSet::from_file(s.rules);
-  // Prompts in chunks that fill the rollout batch, so the progress line moves; prompt i keeps seed + i.
   const size_t chunk = static_cast<size_t>(std::max<int64_t>(1, c.batch_rows / std::max<int64_t>(1, c.samples_per_prompt)));
   const int64_t chunks = static_cast<int64_t>((prompts.size() + chunk - 1) / chunk);
-  StageProgress progress("sample", chunks);
+  StageProgress progress(o.stage(), chunks);
   std::vector<json> samples;
   const Stopwatch stopwatch;
   int64_t tokens = 0;
@@ -146,14 +156,138 @@ int stage_sample(lua_State* L) {
     progress.update(static_cast<int64_t>(first / chunk) + 1, values);
   }
   progress.finish();
+  return samples;
+}
+
+}  // namespace
+
+int stage_sample(lua_State* L) {
+  StageOptions o(L, "sample");
+  SampleStageOptions s = sample_stage_options(o);
+  StageRecord record = begin_stage(o);
+  if (record.complete() && fs::exists(s.out) && record.result().is_object()) {
+    fmt::print(stderr, "[sample] finished in an earlier run ({})\n", record.path());
+    lua_pushstring(L, s.out.c_str());
+    push_json(L, json(read_jsonl(s.out)));
+    push_json(L, record.result().value("metrics", json::object()));
+    return 3;
+  }
+
+  size_t prompts = 0;
+  const std::vector<json> samples = sample_stage_records(L, o, s, &prompts);
   write_jsonl_file(L, "grpo.sample", s.out, samples);
   const std::map<std::string, double> means = sample_means(samples);
   record.mark_complete(json{{"samples", s.out}, {"metrics", json(means)}});
-  fmt::print(stderr, "[sample] {} completions of {} prompts -> {}\n", samples.size(), prompts.size(), s.out);
+  fmt::print(stderr, "[sample] {} completions of {} prompts -> {}\n", samples.size(), prompts, s.out);
   lua_pushstring(L, s.out.c_str());
   push_json(L, json(samples));
   push_json(L, json(means));
   return 3;
+}
+
+namespace {
+
+// The keep option of grpo.rejection_sample as criteria: a table {rule = minimum} or a predicate that the
+// Lua function behind it answers (it stays on the stack while the criteria are used; *pushed says so).
+RejectionCriteria rejection_criteria(StageOptions& o, bool scored, bool* pushed) {
+  lua_State* L = o.lua();
+  RejectionCriteria c;
+  c.max_per_prompt = o.integer("max_per_prompt");
+  if (c.max_per_prompt < 0) o.fail(fmt::format("option \"max_per_prompt\" must be >= 0, got {}", c.max_per_prompt));
+  c.dedupe = o.boolean("dedupe");
+  *pushed = false;
+  const int type = o.push("keep");
+  if (type == LUA_TTABLE) {
+    const json minimums = lua_to_json(L, -1);
+    lua_pop(L, 1);
+    if (!minimums.is_object() && !minimums.empty())
+      o.fail("option \"keep\" must be a table of rule = minimum value, e.g. { accuracy = 1 }, or a function");
+    for (auto it = minimums.begin(); it != minimums.end(); ++it) {
+      if (!it.value().is_number())
+        o.fail(fmt::format("option \"keep\": the minimum of rule \"{}\" must be a number, got {}", it.key(), it.value().dump()));
+      c.min_values[it.key()] = it.value().get<double>();
+    }
+    if (!c.min_values.empty() && !scored)
+      o.fail(fmt::format("option \"keep\" names rule \"{}\", but no rules file is given (option \"rules\")",
+                         c.min_values.begin()->first));
+  } else if (type == LUA_TFUNCTION) {
+    *pushed = true;
+    const int function = lua_gettop(L);
+    c.predicate = [L, function, &o](const json& sample) {
+      lua_pushvalue(L, function);
+      push_json(L, sample);
+      try {
+        call_protected(L, 1, 1);
+      } catch (const LuaError& e) {
+        o.fail(fmt::format("the keep function failed on prompt {} sample {}: {}", sample.value("prompt_index", int64_t{0}) + 1,
+                           sample.value("sample_index", int64_t{0}) + 1, e.what()));
+      }
+      if (lua_type(L, -1) != LUA_TBOOLEAN) {
+        const std::string got = luaL_typename(L, -1);
+        lua_pop(L, 1);
+        o.fail(fmt::format("the keep function must return true or false, got {}", got));
+      }
+      const bool keep = lua_toboolean(L, -1);
+      lua_pop(L, 1);
+      return keep;
+    };
+  } else {
+    lua_pop(L, 1);
+  }
+  return c;
+}
+
+}  // namespace
+
+int stage_rejection_sample(lua_State* L) {
+  StageOptions o(L, "rejection_sample");
+  SampleStageOptions s = sample_stage_options(o);
+  const std::string out_dir = s.out;
+  const std::string kept_path = (fs::path(out_dir) / "kept.jsonl").string();
+  bool predicate_pushed = false;
+  const RejectionCriteria criteria = rejection_criteria(o, !s.rules.empty(), &predicate_pushed);
+  StageRecord record = begin_stage(o);
+  if (record.complete() && fs::exists(kept_path) && record.result().is_object()) {
+    fmt::print(stderr, "[rejection_sample] finished in an earlier run ({})\n", record.path());
+    lua_pushstring(L, kept_path.c_str());
+    push_json(L, record.result().value("stats", json::object()));
+    return 2;
+  }
+
+  s.out = (fs::path(out_dir) / "samples.jsonl").string();
+  size_t prompt_count = 0;
+  const std::vector<json> samples = sample_stage_records(L, o, s, &prompt_count);
+  RejectionResult r;
+  try {
+    r = rejection_sample(samples, criteria);
+  } catch (const std::invalid_argument& e) {
+    o.fail(e.what());
+  }
+  if (predicate_pushed) lua_pop(L, 1);
+  std::vector<json> report;
+  for (const PromptRejectionCounts& c : r.prompts) report.push_back(to_json(c));
+  write_jsonl_file(L, "grpo.rejection_sample", s.out, samples);
+  write_jsonl_file(L, "grpo.rejection_sample", (fs::path(out_dir) / "report.jsonl").string(), report);
+  write_jsonl_file(L, "grpo.rejection_sample", kept_path, r.kept);
+  const json stats = {{"seen", r.seen},
+                      {"passed", r.passed},
+                      {"duplicates", r.duplicates},
+                      {"capped", r.capped},
+                      {"kept", r.kept_count()},
+                      {"prompts", static_cast<int64_t>(prompt_count)},
+                      {"prompts_with_kept", r.prompts_with_kept},
+                      {"kept_per_prompt", static_cast<double>(r.kept_count()) / static_cast<double>(std::max<size_t>(prompt_count, 1))}};
+  fmt::print(stderr, "[rejection_sample] kept {} of {} samples ({} passed, {} duplicates, {} over the cap); {} of {} prompts kept at least one\n",
+             r.kept_count(), r.seen, r.passed, r.duplicates, r.capped, r.prompts_with_kept, prompt_count);
+  if (r.kept.empty())
+    o.fail(fmt::format("no sample was kept: {} samples of {} prompts seen, {} passed the keep criteria; the samples and the "
+                       "per-prompt counts are in {}",
+                       r.seen, prompt_count, r.passed, out_dir));
+  record.mark_complete(json{{"kept", kept_path}, {"stats", stats}});
+  fmt::print(stderr, "[rejection_sample] {} kept records -> {}\n", r.kept_count(), kept_path);
+  lua_pushstring(L, kept_path.c_str());
+  push_json(L, stats);
+  return 2;
 }
 
 // grpo.shuffle(list [, seed]): a new list, the same values in a deterministic order (dataset_split.h).
@@ -196,6 +330,108 @@ int lua_split(lua_State* L) {
   const IndexSplit split = split_indices(lua_rawlen(L, 1), test, seed);
   push_selection(L, 1, split.train);
   push_selection(L, 1, split.test);
+  return 2;
+}
+
+// grpo.mix{ {data = A, weight = 0.7, name = "math"}, {data = B, weight = 0.3}, n = N, seed = S } -> records,
+// stats: the records of the datasets drawn in proportion to their weights, in the seeded order of
+// rl/experiment/dataset_mix.h, each with a `source` field (the entry's name, else its 1-based index).
+int lua_mix(lua_State* L) {
+  lua_table_argument(L, 1, "mix");
+  struct Entry {
+    std::vector<json> records;
+    double weight = 1;
+    json name;
+  };
+  std::vector<Entry> entries;
+  std::optional<size_t> n;
+  uint64_t seed = 0;
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      const std::string key = lua_tostring(L, -2);
+      if (key == "n") {
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) throw LuaError("grpo.mix: option \"n\" must be an integer >= 1");
+        n = static_cast<size_t>(lua_tointeger(L, -1));
+      } else if (key == "seed") {
+        if (!lua_isinteger(L, -1)) throw LuaError("grpo.mix: option \"seed\" must be an integer");
+        seed = static_cast<uint64_t>(lua_tointeger(L, -1));
+      } else {
+        throw LuaError(fmt::format("grpo.mix: unknown option \"{}\" (the options are \"n\" and \"seed\", and the "
+                                   "datasets are the list's entries {{data = ..., weight = ..., name = ...}})",
+                                   key));
+      }
+    } else if (!lua_isinteger(L, -2)) {
+      throw LuaError("grpo.mix: expected a list of {data = ..., weight = ...} entries and the options n and seed");
+    }
+    lua_pop(L, 1);
+  }
+  const size_t count = lua_rawlen(L, 1);
+  for (size_t i = 1; i <= count; ++i) {
+    lua_rawgeti(L, 1, static_cast<lua_Integer>(i));
+    const int entry = lua_gettop(L);
+    if (!lua_istable(L, entry)) throw LuaError(fmt::format("grpo.mix: entry {} must be a table {{data = ..., weight = ...}}", i));
+    Entry e;
+    e.name = static_cast<int64_t>(i);
+    bool has_data = false;
+    lua_pushnil(L);
+    while (lua_next(L, entry)) {
+      const std::string key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+      if (key == "data" && lua_type(L, -1) == LUA_TSTRING) {
+        const std::string path = lua_tostring(L, -1);
+        check_input_path("grpo.mix", fmt::format("entry {} data", i), path);
+        e.records = read_jsonl(path);
+        has_data = true;
+      } else if (key == "data" && lua_istable(L, -1)) {
+        const json list = lua_to_json(L, -1);
+        if (!list.is_array() && !list.empty()) throw LuaError(fmt::format("grpo.mix: entry {} data must be a list of records", i));
+        for (const json& r : list) e.records.push_back(r);
+        has_data = true;
+      } else if (key == "weight" && lua_type(L, -1) == LUA_TNUMBER) {
+        e.weight = lua_tonumber(L, -1);
+      } else if (key == "name" && lua_type(L, -1) == LUA_TSTRING) {
+        e.name = std::string(lua_tostring(L, -1));
+      } else if (key == "data" || key == "weight" || key == "name") {
+        throw LuaError(fmt::format("grpo.mix: entry {}: {} must be {}", i, key,
+                                   key == "data" ? "a JSONL path or a list of records" : key == "weight" ? "a number" : "a string"));
+      } else {
+        throw LuaError(fmt::format("grpo.mix: entry {} has unknown key \"{}\" (expected data, weight, name)", i, key));
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    if (!has_data) throw LuaError(fmt::format("grpo.mix: entry {} has no data", i));
+    for (size_t k = 0; k < e.records.size(); ++k)
+      if (!e.records[k].is_object())
+        throw LuaError(fmt::format("grpo.mix: record {} of entry {} is not a table of fields", k + 1, i));
+    entries.push_back(std::move(e));
+  }
+  std::vector<MixSource> sources;
+  for (const Entry& e : entries) sources.push_back({e.records.size(), e.weight});
+  MixPlan plan;
+  try {
+    plan = plan_mix(sources, n ? *n : largest_mix_without_repeats(sources), seed);
+  } catch (const std::invalid_argument& e) {
+    throw LuaError(fmt::format("grpo.{}", e.what()));
+  }
+  std::vector<json> mixed;
+  mixed.reserve(plan.draws.size());
+  for (const MixDraw& d : plan.draws) {
+    json r = entries[d.source].records[d.record];
+    r["source"] = entries[d.source].name;
+    mixed.push_back(std::move(r));
+  }
+  json stats = {{"n", plan.draws.size()}, {"sources", json::array()}};
+  for (size_t i = 0; i < entries.size(); ++i) {
+    stats["sources"].push_back({{"name", entries[i].name}, {"size", sources[i].size}, {"weight", sources[i].weight},
+                                {"drawn", plan.counts[i]}, {"passes", plan.passes[i]}});
+    if (plan.counts[i] > sources[i].size)
+      fmt::print(stderr, "grpo.mix: warning: dataset {}{} has {} records for a share of {}: it is reshuffled and repeated, "
+                 "each record used up to {} times\n", i + 1, entries[i].name.is_string() ? " (" + entries[i].name.dump() + ")" : "",
+                 sources[i].size, plan.counts[i], plan.passes[i]);
+  }
+  push_json(L, json(mixed));
+  push_json(L, stats);
   return 2;
 }
 

@@ -36,6 +36,7 @@ std::string run_script(const ExperimentOptions& options, ExperimentState& state)
                                        {"eval", lua_trampoline<checkable_stage<stage_eval>>},
                                        {"sft", lua_trampoline<checkable_stage<stage_sft>>},
                                        {"sample", lua_trampoline<checkable_stage<stage_sample>>},
+                                       {"rejection_sample", lua_trampoline<checkable_stage<stage_rejection_sample>>},
                                        {"shuffle", lua_trampoline<lua_shuffle>},
                                        {"split", lua_trampoline<lua_split>},
                                        {"mix", lua_trampoline<lua_mix>},

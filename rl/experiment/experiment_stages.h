@@ -22,8 +22,10 @@ int stage_eval(lua_State* L);      // grpo.eval{model, data, prompt, rules, n, .
 // rl/experiment/data_stages.cpp
 int stage_sft(lua_State* L);       // grpo.sft{model, data, prompt, completion, ...} -> model dir, metrics
 int stage_sample(lua_State* L);    // grpo.sample{model, data, prompt, rules, n, ...} -> path, samples, metrics
+int stage_rejection_sample(lua_State* L);  // grpo.rejection_sample{..., keep, max_per_prompt} -> kept path, stats
 int lua_shuffle(lua_State* L);     // grpo.shuffle(list [, seed]) -> list
 int lua_split(lua_State* L);       // grpo.split(list, {test, seed}) -> train, test
+int lua_mix(lua_State* L);         // grpo.mix{ {data, weight, name}, ..., n, seed } -> records, stats
 int lua_read_jsonl(lua_State* L);  // grpo.read_jsonl(path) -> list
 int lua_write_jsonl(lua_State* L); // grpo.write_jsonl(path, list) -> path
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "rl/experiment/conversation.h"
 #include "rl/experiment/stage_options.h"
 
 namespace grpo {
@@ -83,6 +84,7 @@ TrainStageOptions train_stage_options(StageOptions& o) {
   c.sampling.top_p = o.number("top_p");
   c.stop.max_new_tokens = o.integer("max_new_tokens");
   if (o.has("stop")) c.stop.stop_strings.push_back(o.string("stop"));
+  for (const std::string& stop : stage_template_stop_strings(o)) c.stop.stop_strings.push_back(stop);
   c.objective.policy.kl_coef = o.number("kl_coef");
   c.objective.policy.clip_low = o.number("clip_low");
   c.objective.policy.clip_high = o.number("clip_high");
@@ -119,6 +121,7 @@ SampleStageOptions sample_stage_options(StageOptions& o) {
   c.sampling.top_k = o.integer("top_k");
   c.stop.max_new_tokens = o.integer("max_new_tokens");
   if (o.has("stop")) c.stop.stop_strings.push_back(o.string("stop"));
+  for (const std::string& stop : stage_template_stop_strings(o)) c.stop.stop_strings.push_back(stop);
   c.seed = static_cast<uint64_t>(o.integer("seed"));
   s.out = o.output("out");
   return s;
@@ -136,6 +139,7 @@ EvalStageOptions eval_stage_options(StageOptions& o) {
   c.sampling.top_p = o.number("top_p");
   c.stop.max_new_tokens = o.integer("max_new_tokens");
   if (o.has("stop")) c.stop.stop_strings.push_back(o.string("stop"));
+  for (const std::string& stop : stage_template_stop_strings(o)) c.stop.stop_strings.push_back(stop);
   c.seed = static_cast<uint64_t>(o.integer("seed"));
   return s;
 }

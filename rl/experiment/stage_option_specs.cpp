@@ -45,6 +45,25 @@ OptionSpec prompt_option() {
 OptionSpec data_option() { return required_option("data", kPath | kTable, "a JSONL path or a Lua list of records"); }
 OptionSpec stop_option() { return computed_option("stop", kString, "none", "a stop string; EOS always stops"); }
 
+OptionSpec template_option() {
+  return computed_option("template", kString, "none",
+                         "prompt template (built-in name or file) for conversational records");
+}
+
+// grpo.rejection_sample: grpo.sample's options (more samples per prompt, `out` a directory) and what to keep.
+StageSpec rejection_sample_stage(const StageSpec& sample) {
+  StageSpec s{"rejection_sample", sample.options};
+  for (OptionSpec& o : s.options) {
+    if (o.name == "n") o.default_value = 8;
+    if (o.name == "out") o = option("out", kString, "rejection_sample", "output directory (kept.jsonl, samples, report)");
+  }
+  s.options.push_back(computed_option("keep", kTable | kFunction, "none",
+                                      "{rule = minimum, ...} or a function(sample) returning true to keep it"));
+  s.options.push_back(option("max_per_prompt", kInteger, 0, "most samples kept per prompt (0 = no cap)"));
+  s.options.push_back(option("dedupe", kBoolean, true, "keep a completion once per prompt"));
+  return s;
+}
+
 // Every declared default of a C++ config field below is read from a default-constructed config.
 std::vector<StageSpec> declare_stages() {
   const PretrainConfig pretrain;
@@ -52,7 +71,7 @@ std::vector<StageSpec> declare_stages() {
   const GrpoConfig grpo;
   const SampleConfig sample;
   const EvalConfig eval;
-  return {
+  std::vector<StageSpec> stages = {
       {"init",
        {required_option("config", kPath | kTable, "a config.json path or a table of its keys"),
         required_option("tokenizer", kPath | kTable, "a tokenizer.json path or {chars = ..., specials = {...}}"),
@@ -75,6 +94,7 @@ std::vector<StageSpec> declare_stages() {
        {required_option("model", kPath, "checkpoint directory to start from"), data_option(), prompt_option(),
         computed_option("completion", kTemplate | kFunction, "record's `completion`",
                         "a template or a function of the record, like prompt"),
+        template_option(),
         option("eos", kBoolean, true, "append EOS to each completion"),
         option("steps", kInteger, sft.steps, "optimizer steps; 0 means `epochs` passes over the data"),
         option("epochs", kInteger, sft.epochs, "passes over the data"),
@@ -90,7 +110,7 @@ std::vector<StageSpec> declare_stages() {
         option("out", kString, "sft", "output directory")}},
       {"train",
        {required_option("model", kPath, "checkpoint directory to start from"), data_option(),
-        required_option("rules", kPath, "reward rules file"), prompt_option(),
+        required_option("rules", kPath, "reward rules file"), prompt_option(), template_option(),
         option("steps", kInteger, 100, "GRPO steps"),
         option("prompts_per_step", kInteger, 8, "prompts per step"),
         option("group_size", kInteger, grpo.group_size, "G completions per prompt"),
@@ -124,7 +144,7 @@ std::vector<StageSpec> declare_stages() {
         option("seed", kInteger, grpo.seed, "sampling and data order"),
         option("out", kString, "train", "output directory")}},
       {"sample",
-       {required_option("model", kPath, "checkpoint directory"), data_option(), prompt_option(),
+       {required_option("model", kPath, "checkpoint directory"), data_option(), prompt_option(), template_option(),
         computed_option("rules", kPath, "none", "reward rules file; without it nothing is scored"),
         option("n", kInteger, sample.samples_per_prompt, "completions per prompt"),
         option("temperature", kNumber, sample.sampling.temperature, "0 = greedy"),
@@ -135,7 +155,7 @@ std::vector<StageSpec> declare_stages() {
         option("out", kString, "samples.jsonl", "output file")}},
       {"eval",
        {required_option("model", kPath, "checkpoint directory"), data_option(),
-        required_option("rules", kPath, "reward rules file"), prompt_option(),
+        required_option("rules", kPath, "reward rules file"), prompt_option(), template_option(),
         option("n", kInteger, eval.samples_per_prompt, "samples per prompt"),
         computed_option("k", kInteger, "n", "the second pass@k reported"),
         option("temperature", kNumber, eval.sampling.temperature, "0 = greedy"),
@@ -143,6 +163,10 @@ std::vector<StageSpec> declare_stages() {
         option("max_new_tokens", kInteger, eval.stop.max_new_tokens, "completion length limit"), stop_option(),
         option("seed", kInteger, eval.seed, "prompt i samples with seed + i")}},
   };
+  const auto sample_stage = std::find_if(stages.begin(), stages.end(), [](const StageSpec& st) { return st.stage == "sample"; });
+  StageSpec rejection = rejection_sample_stage(*sample_stage);
+  stages.push_back(std::move(rejection));
+  return stages;
 }
 
 size_t edit_distance(const std::string& a, const std::string& b) {

@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 
 #include "policy/checkpoint.h"
 #include "rewards/lua_trampoline.h"
 #include "rl/experiment/check_run.h"
+#include "rl/experiment/conversation.h"
 #include "rl/distributed/distributed.h"
 #include "rl/experiment/jsonl.h"
 #include "rl/experiment/lua_json.h"
@@ -52,11 +54,11 @@ std::string record_text(StageOptions& o, int type, const char* key, const json& 
   o.fail(fmt::format("record {} has no string \"{}\" field (or give a {} template or function)", index + 1, key, key));
 }
 
+namespace {
+
 // How a value of the wrong type is shown: numbers and strings by value, anything else by its type.
 std::string shown_value(lua_State* L, int index) {
   if (lua_type(L, index) == LUA_TNUMBER) return lua_isinteger(L, index) ? std::to_string(lua_tointeger(L, index))
-namespace {
-
                                                                         : fmt::format("{}", lua_tonumber(L, index));
   if (lua_type(L, index) == LUA_TSTRING) return fmt::format("\"{}\"", lua_tostring(L, index));
   return luaL_typename(L, index);
@@ -261,10 +263,10 @@ const json* StageOptions::override_of(const char* key) {
 
 StageRecord begin_stage(StageOptions& o, const Tokenizer* made) {
   ExperimentState& s = state_of(o.lua());
+  if (s.check) check_stage(o, made ? std::make_shared<const Tokenizer>(*made) : nullptr);
   // The other ranks keep their own stage records (the same history) under .ranks/, so that every rank
   // takes the same resume decisions while only rank 0 touches the run directory's own records.
   const std::string records = writes_outputs(o.lua()) ? s.options.run_directory
-  if (s.check) check_stage(o, made ? std::make_shared<const Tokenizer>(*made) : nullptr);
                                                       : fmt::format("{}/.ranks/{}", s.options.run_directory,
                                                                     s.options.distributed->rank());
   return StageRecord::open(records, s.stage_calls++, o.stage(), o.resolved_options());
@@ -300,10 +302,10 @@ std::vector<json> stage_records(StageOptions& o, const char* key) {
   if (type == LUA_TSTRING) {
     const std::string path = lua_tostring(L, -1);  // checked to exist by StageOptions
     lua_pop(L, 1);
+    if (const PlannedOutput* planned = planned_output(L, path)) return planned->records.value_or(std::vector<json>{});
     return read_jsonl(path);
   }
   if (type != LUA_TTABLE) {
-    if (const PlannedOutput* planned = planned_output(L, path)) return planned->records.value_or(std::vector<json>{});
     lua_pop(L, 1);
     o.fail(fmt::format("option \"{}\" (a JSONL path or a list of records) is required", key));
   }
@@ -335,8 +337,22 @@ std::vector<PromptExample> stage_prompts(StageOptions& o, const Tokenizer& tok) 
   std::vector<json> records = stage_records(o, "data");
   std::vector<PromptExample> out;
   const int type = o.push("prompt");
+  std::optional<ConversationRenderer> chat;  // the stage's template, loaded at the first conversational record
   for (size_t i = 0; i < records.size(); ++i) {
     PromptExample p;
+    if (type == LUA_TNIL && is_conversational(records[i])) {  // rl/experiment/conversation.h
+      if (!chat) chat.emplace(stage_conversation_renderer(o, tok, i + 1));
+      try {
+        RenderedConversation r = chat->prompt(records[i], i + 1);
+        p.prompt = std::move(r.text);
+        p.prompt_ids = std::move(r.ids);
+      } catch (const std::exception& e) {
+        o.fail(e.what());
+      }
+      p.record = std::move(records[i]);
+      out.push_back(std::move(p));
+      continue;
+    }
     p.prompt = record_text(o, type, "prompt", records[i], i);
     p.prompt_ids = tok.encode(p.prompt, /*allow_special=*/false);
     if (tok.bos_id() >= 0) p.prompt_ids.insert(p.prompt_ids.begin(), tok.bos_id());
@@ -350,7 +366,9 @@ std::vector<PromptExample> stage_prompts(StageOptions& o, const Tokenizer& tok) 
 std::vector<std::string> stage_completions(StageOptions& o, const std::vector<PromptExample>& prompts) {
   const int type = o.push("completion");
   std::vector<std::string> out;
-  for (size_t i = 0; i < prompts.size(); ++i) out.push_back(record_text(o, type, "completion", prompts[i].record, i));
+  for (size_t i = 0; i < prompts.size(); ++i)  // a conversation's completions are its assistant turns: ""
+    out.push_back(type == LUA_TNIL && is_conversational(prompts[i].record) ? std::string()
+                                                                           : record_text(o, type, "completion", prompts[i].record, i));
   lua_pop(o.lua(), 1);
   return out;
 }

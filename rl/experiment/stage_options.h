@@ -118,13 +118,14 @@ std::vector<nlohmann::json> stage_records(StageOptions& o, const char* key);
 // "{field}" placeholders replaced by the record's values. Throws LuaError for a missing field.
 std::string fill_template(const std::string& text, const nlohmann::json& record);
 // The prompts of option "data": option "prompt" as a template or a function of the record, else the
-// record's "prompt" field; encoded with `tok` (BOS first when it has one).
+// record's "prompt" field; encoded with `tok` (BOS first when it has one). Without option "prompt", a
+// conversational record (rl/experiment/conversation.h) is rendered with option "template" instead.
 std::vector<PromptExample> stage_prompts(StageOptions& o, const Tokenizer& tok);
-// Each record's completion for SFT: option "completion" as a template or a function of the record,
 // The text a record gives for option `key` (pushed at the top of the stack by o.push(key), of Lua type
 // `type`): the option as a template or a function of the record, else the record's own string field.
 std::string record_text(StageOptions& o, int type, const char* key, const nlohmann::json& record, size_t index);
-// else the record's "completion" field.
+// Each record's completion for SFT: option "completion" as a template or a function of the record,
+// else the record's "completion" field; "" for a conversational record without option "completion".
 std::vector<std::string> stage_completions(StageOptions& o, const std::vector<PromptExample>& prompts);
 
 }  // namespace grpo
