@@ -198,4 +198,19 @@ int push_checked_results(lua_State* L, const StageChecked& checked) {
   return 3;
 }
 
+void note_function_failure(lua_State* L) {
+  if (CheckRun* check = state_of(L).check) check->function_failed = true;
+}
+
+int unknown_grpo_function(lua_State* L) {
+  const std::string name = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : luaL_typename(L, 2);
+  std::vector<std::string> names;
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TFUNCTION) names.push_back(lua_tostring(L, -2));
+    lua_pop(L, 1);
+  }
+  throw LuaError(fmt::format("grpo.{}: no such function (did you mean grpo.{}?)", name, closest(name, names)));
+}
+
 }  // namespace grpo

@@ -34,6 +34,7 @@ struct CheckRun {
   bool quiet = false;  // the first pass of a run: the script's print() is silenced, stages print nothing
   std::map<std::string, PlannedOutput> planned;  // by absolute, normalized path
   int stages_checked = 0;
+  bool function_failed = false;  // a grpo function raised the error that ended the check
 };
 
 // Thrown by begin_stage (stage_options.h) in a checking run once the stage is checked; checkable_stage
@@ -57,15 +58,26 @@ const PlannedOutput* planned_output(lua_State* L, const std::string& path);
 // Pushes a checked stage's stand-in results: with an output path, (path, list, metrics); without, (metrics).
 int push_checked_results(lua_State* L, const StageChecked& checked);
 
-// The entry every stage of the grpo table is registered with (inside lua_trampoline): runs the stage,
-// or, in a checking run, returns its stand-ins.
-template <lua_CFunction stage>
-int checkable_stage(lua_State* L) {
+// In a checking run, records that a grpo function failed (its error ends the check as an error; an
+// error of the script's own code, which may come from a stand-in result, ends it with a warning).
+void note_function_failure(lua_State* L);
+
+// The entry every function of the grpo table is registered with (inside lua_trampoline): runs it, or,
+// for a stage in a checking run, returns the stage's stand-ins.
+template <lua_CFunction function>
+int checkable(lua_State* L) {
   try {
-    return stage(L);
+    return function(L);
   } catch (const StageChecked& checked) {
     return push_checked_results(L, checked);
+  } catch (...) {
+    note_function_failure(L);
+    throw;
   }
 }
+
+// The grpo table's __index: grpo.<name> for a name it lacks is an error naming the closest function
+// (a misspelt stage fails in the check, not when the script reaches it).
+int unknown_grpo_function(lua_State* L);
 
 }  // namespace grpo

@@ -29,21 +29,23 @@ std::string run_script(const ExperimentOptions& options, ExperimentState& state)
   luaL_openlibs(L);
   // C++ exceptions must not unwind through Lua's C frames, nor Lua errors jump over C++ ones: every
   // function runs behind a trampoline that turns its exceptions into Lua errors carrying the script's
-  // file and line (rewards/lua_trampoline.h). Stages are checkable: a checking run checks them instead.
-  static const luaL_Reg functions[] = {{"init", lua_trampoline<checkable_stage<stage_init>>},
-                                       {"pretrain", lua_trampoline<checkable_stage<stage_pretrain>>},
-                                       {"train", lua_trampoline<checkable_stage<stage_train>>},
-                                       {"eval", lua_trampoline<checkable_stage<stage_eval>>},
-                                       {"sft", lua_trampoline<checkable_stage<stage_sft>>},
-                                       {"sample", lua_trampoline<checkable_stage<stage_sample>>},
-                                       {"rejection_sample", lua_trampoline<checkable_stage<stage_rejection_sample>>},
-                                       {"shuffle", lua_trampoline<lua_shuffle>},
-                                       {"split", lua_trampoline<lua_split>},
-                                       {"mix", lua_trampoline<lua_mix>},
-                                       {"read_jsonl", lua_trampoline<lua_read_jsonl>},
-                                       {"write_jsonl", lua_trampoline<lua_write_jsonl>},
+  // file and line (rewards/lua_trampoline.h). A checking run checks the stages instead of running them.
+  static const luaL_Reg functions[] = {{"init", lua_trampoline<checkable<stage_init>>},
+                                       {"pretrain", lua_trampoline<checkable<stage_pretrain>>},
+                                       {"train", lua_trampoline<checkable<stage_train>>},
+                                       {"eval", lua_trampoline<checkable<stage_eval>>},
+                                       {"sft", lua_trampoline<checkable<stage_sft>>},
+                                       {"sample", lua_trampoline<checkable<stage_sample>>},
+                                       {"shuffle", lua_trampoline<checkable<lua_shuffle>>},
+                                       {"split", lua_trampoline<checkable<lua_split>>},
+                                       {"read_jsonl", lua_trampoline<checkable<lua_read_jsonl>>},
+                                       {"write_jsonl", lua_trampoline<checkable<lua_write_jsonl>>},
                                        {nullptr, nullptr}};
   luaL_newlib(L, functions);
+  lua_newtable(L);  // the metatable: a misspelt grpo.<name> is an error naming the closest function
+  lua_pushcfunction(L, lua_trampoline<checkable<unknown_grpo_function>>);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
   lua_pushstring(L, options.run_directory.c_str());
   lua_setfield(L, -2, "run_dir");
   lua_setglobal(L, "grpo");
@@ -82,14 +84,21 @@ void run_experiment(const ExperimentOptions& options) {
     check.quiet = options.check == ScriptCheck::first;
     ExperimentState state{options, overrides, {}, 0, &check};
     const std::string error = run_script(options, state);
-    if (!error.empty() && check.quiet)
+    // A grpo function's error is the script's mistake. The script's own code may fail on a stand-in
+    // (an assert on a stage's metrics, say): then the check ends there, with a warning, and the run
+    // goes on.
+    if (!error.empty() && check.function_failed && check.quiet)
       throw std::runtime_error(fmt::format("{}\n(found by the check of the whole script before running it: nothing ran; "
                                            "`grpo run --check` shows what it checks, --no-check skips it)", error));
-    if (!error.empty()) throw std::runtime_error(error);
+    if (!error.empty() && check.function_failed) throw std::runtime_error(error);
+    const std::string checked = fmt::format("{} stage call{} checked", check.stages_checked, check.stages_checked == 1 ? "" : "s");
+    if (!error.empty())
+      fmt::print(stderr, "warning: the check of the script stopped at an error of its own code, after {} (stand-in "
+                         "results read as 0 and empty lists there: an assert on a stage's result fails): {}\n",
+                 checked, error);
     if (options.check == ScriptCheck::only) {
       warn_unused_overrides(options, state);
-      fmt::print(stderr, "check passed: {} stage call{} checked; nothing was trained or written\n", check.stages_checked,
-                 check.stages_checked == 1 ? "" : "s");
+      if (error.empty()) fmt::print(stderr, "check passed: {}; nothing was trained or written\n", checked);
       return;
     }
   }

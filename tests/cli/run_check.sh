@@ -52,6 +52,7 @@ grep -q 'grpo.eval.*no field "qestion"' err || fail "template: $(cat err)"
 
 # The rules: a syntax error, then a rule that fails on the first record.
 write_script "" "q{question}:"
+[ -e run ] && fail "an earlier failed check left a run directory"
 echo 'return { { name = "accuracy", rule = function(s) return 1 end }' > rules.lua
 if "$grpo" run exp.lua --out run 2> err; then fail "a rules file with a syntax error was accepted"; fi
 grep -q "exp.lua:7: .*rules.lua" err || fail "syntax: the error should name the stage's line and the file: $(cat err)"
@@ -64,6 +65,21 @@ grep -q 'rule "accuracy": .*extract_tagg' err || fail "trial call: $(cat err)"
 "$grpo" run exp.lua --out run --no-check 2> err > out || { cat err; fail "--no-check run failed"; }
 grep -q 'pass@1 0.000 over 2 logged steps' out || fail "the run should print real results: $(cat out)"
 grep -q '^\[check\]' err && fail "--no-check should not check"
+
+echo 'return { { name = "accuracy", rule = function(s) return s.completion:sub(1, 1) == "a" and 1 or 0 end } }' > rules.lua
+# A misspelt stage is a grpo error: the check stops the run before anything ran.
+sed 's/grpo.eval {/grpo.evaluate {/' exp.lua > typo.lua
+if "$grpo" run typo.lua --out typo_run 2> err; then fail "a misspelt stage was accepted"; fi
+grep -q 'typo.lua:10: grpo.evaluate: no such function (did you mean grpo.eval?)' err || fail "misspelt stage: $(cat err)"
+[ ! -e typo_run ] || fail "the failed check left $(find typo_run)"
+
+# The script's own code failing on a stand-in (an assert on a result) ends the check with a warning only.
+sed 's/^print(/assert(#logged == 2, "two steps logged") print(/' exp.lua > asserting.lua
+"$grpo" run asserting.lua --check --out run3 2> err || { cat err; fail "--check of a script asserting on a result failed"; }
+grep -q 'warning: the check of the script stopped at an error of its own code, after 5 stage calls checked.*two steps logged' err ||
+  fail "stand-in warning: $(cat err)"
+"$grpo" run asserting.lua --out run3 2> err > out || { cat err; fail "a script asserting on a result did not run"; }
+grep -q 'pass@1 0.000 over 2 logged steps' out || fail "the asserting script should run: $(cat out)"
 
 # A good script runs after its quiet check, printing once.
 echo 'return { { name = "accuracy", rule = function(s) return s.completion:sub(1, 1) == "a" and 1 or 0 end } }' > rules.lua
