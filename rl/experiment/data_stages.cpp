@@ -379,8 +379,12 @@ int lua_mix(lua_State* L) {
       const std::string key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
       if (key == "data" && lua_type(L, -1) == LUA_TSTRING) {
         const std::string path = lua_tostring(L, -1);
-        check_input_path("grpo.mix", fmt::format("entry {} data", i), path);
-        e.records = read_jsonl(path);
+        if (const PlannedOutput* planned = planned_output(L, path)) {  // a checking run: what a checked stage writes
+          e.records = planned->records.value_or(std::vector<json>{});
+        } else {
+          check_input_path("grpo.mix", fmt::format("entry {} data", i), path);
+          e.records = read_jsonl(path);
+        }
         has_data = true;
       } else if (key == "data" && lua_istable(L, -1)) {
         const json list = lua_to_json(L, -1);
@@ -405,6 +409,14 @@ int lua_mix(lua_State* L) {
       if (!e.records[k].is_object())
         throw LuaError(fmt::format("grpo.mix: record {} of entry {} is not a table of fields", k + 1, i));
     entries.push_back(std::move(e));
+  }
+  // A checking run mixes what it knows: an earlier checked stage's output reads as no records.
+  if (state_of(L).check)
+    entries.erase(std::remove_if(entries.begin(), entries.end(), [](const Entry& e) { return e.records.empty(); }), entries.end());
+  if (state_of(L).check && entries.empty()) {
+    push_json(L, json::array());
+    push_json(L, json{{"n", 0}, {"sources", json::array()}});
+    return 2;
   }
   std::vector<MixSource> sources;
   for (const Entry& e : entries) sources.push_back({e.records.size(), e.weight});

@@ -40,6 +40,12 @@ local all_correct = true
 for _, r in ipairs(kept_records) do all_correct = all_correct and r.completion == r.answer end
 print("kept_records", #kept_records, all_correct)
 
+-- The kept file mixes like any JSONL path (in the check before the run it is not written yet).
+local with_kept = grpo.mix { { data = kept, weight = 1, name = "kept" }, { data = records, weight = 1 }, n = 4, seed = 2 }
+local from_kept = 0
+for _, r in ipairs(with_kept) do if r.source == "kept" then from_kept = from_kept + 1 end end
+print("mix_kept", #with_kept, from_kept)
+
 -- The kept records are SFT data as they are.
 local _, sm = grpo.sft { model = m, data = kept, completion = "{completion}", steps = 2, batch_size = 4, out = "rs_sft" }
 print("rs_sft_steps", sm.steps)
@@ -111,6 +117,7 @@ for l in open(sys.argv[1]):
     assert key not in seen
     seen.add(key)
 PY
+[ "$(line mix_kept | cut -f2-)" = "$(printf '4\t2')" ] || fail "mix of the kept file: $(line mix_kept)"
 read -r _ rs_steps <<< "$(line rs_sft_steps)"
 [ "$rs_steps" = 2 ] || fail "SFT on the kept records did not run"
 read -r _ f_kept f_passed <<< "$(line function_stats)"
