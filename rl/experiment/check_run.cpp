@@ -61,13 +61,37 @@ std::shared_ptr<const Tokenizer> input_tokenizer(lua_State* L, StageOptions& o, 
   }
 }
 
+// Text the tokenizer cannot write back (characters outside a char-level vocabulary become <unk>): a
+// stop string that can never be generated, or a prompt the model never sees as written. A warning, since
+// the run itself would not fail, only learn nothing.
+void warn_unwritable(StageOptions& o, const Tokenizer& tok, const std::string& what, const std::string& text) {
+  if (text.empty() || tok.decode(tok.encode(text, /*allow_special=*/false)) == text) return;
+  std::string missing;
+  for (char c : text)
+    if (tok.decode(tok.encode(std::string(1, c), false)) != std::string(1, c) && missing.find(c) == std::string::npos)
+      missing += c;
+  fmt::print(stderr, "warning: grpo.{}: the tokenizer cannot write {} \"{}\" back{}; it reads as <unk>\n", o.stage(),
+             what, text, missing.empty() ? "" : fmt::format(" (\"{}\" is not in its vocabulary)", missing));
+}
+
 // Every record's prompt (and completion) rendered as the stage will render it: encoded with the
 // model's tokenizer when it is known, else the given template or function applied to each record.
 std::string check_prompts(StageOptions& o, const StageSpec& spec, const Tokenizer* tok, size_t records) {
   if (!spec.find("prompt")) return "";
   if (tok) {
     const std::vector<PromptExample> prompts = stage_prompts(o, *tok);
-    if (spec.find("completion")) stage_completions(o, prompts);
+    if (!prompts.empty()) warn_unwritable(o, *tok, "the first prompt", prompts.front().prompt);
+    if (spec.find("completion")) {
+      const std::vector<std::string> completions = stage_completions(o, prompts);
+      if (!completions.empty()) warn_unwritable(o, *tok, "the first completion", completions.front());
+    }
+    if (spec.find("stop") && o.has("stop") && o.push("stop") == LUA_TSTRING) {
+      const std::string stop = lua_tostring(o.lua(), -1);
+      lua_pop(o.lua(), 1);
+      warn_unwritable(o, *tok, "the stop string", stop);
+    } else if (spec.find("stop") && o.has("stop")) {
+      lua_pop(o.lua(), 1);
+    }
     return "prompts rendered and encoded";
   }
   std::vector<std::string> checked;

@@ -38,6 +38,12 @@ grep -q 'check passed: 5 stage calls checked; nothing was trained or written' er
 grep -q 'pass@1 0.000 over 0 logged steps' out || fail "the stand-ins should let the script print: $(cat out)"
 [ ! -e run ] || fail "--check wrote $(find run)"
 
+# A stop string the tokenizer cannot write (a character outside its vocabulary) is a warning.
+write_script ', stop = "a:z"' "q{question}:"
+"$grpo" run exp.lua --check --out run 2> err > out || { cat err; fail "--check with an unwritable stop string failed"; }
+grep -q 'warning: grpo.eval: the tokenizer cannot write the stop string "a:z" back ("z" is not in its vocabulary)' err ||
+  fail "unwritable stop string: $(cat err)"
+
 # A typo in the last stage's options: the run stops before the first stage.
 write_script ", temprature = 0.5" "q{question}:"
 if "$grpo" run exp.lua --out run 2> err; then fail "a typo in the last stage was accepted"; fi
