@@ -210,8 +210,11 @@ PerTokenLoss per_token_policy_loss(const PolicyLossInputs& in, const PolicyLossO
   const int64_t batch = logp.size(0);
   require_same_shape(where, "old_logp", in.old_logp, "logp", logp);
   require_same_shape(where, "mask", in.mask, "logp", logp);
-  if (!in.advantages.defined() || in.advantages.dim() != 1 || in.advantages.size(0) != batch)
-    fail(where, "advantages must be [" + std::to_string(batch) + "], got " + shape_of(in.advantages));
+  const bool per_token_advantages = in.advantages.defined() && in.advantages.dim() == 2;  // on-policy distillation
+  if (per_token_advantages)
+    require_same_shape(where, "advantages (per token)", in.advantages, "logp", logp);
+  else if (!in.advantages.defined() || in.advantages.dim() != 1 || in.advantages.size(0) != batch)
+    fail(where, "advantages must be [" + std::to_string(batch) + "] or [B, T], got " + shape_of(in.advantages));
   const bool use_kl = options.kl_coef != 0;
   const bool use_entropy = options.entropy_coef != 0;
   if (use_kl) require_same_shape(where, "ref_logp (needed because kl_coef != 0)", in.ref_logp, "logp", logp);
@@ -221,7 +224,8 @@ PerTokenLoss per_token_policy_loss(const PolicyLossInputs& in, const PolicyLossO
   // The behaviour policy, the reference and the advantages are constants of the objective.
   const Tensor mask = in.mask.to(torch::kBool);
   const Tensor old_logp = in.old_logp.detach().to(logp.scalar_type());
-  const Tensor adv = in.advantages.detach().to(logp.options()).unsqueeze(1);  // [B, 1]
+  const Tensor adv = per_token_advantages ? in.advantages.detach().to(logp.options())               // [B, T]
+                                          : in.advantages.detach().to(logp.options()).unsqueeze(1);  // [B, 1]
   const Tensor zero = torch::zeros({}, logp.options());
 
   const Tensor log_ratio = options.ratio_level == RatioLevel::Token ? token_log_ratio(logp, old_logp)

@@ -102,7 +102,8 @@ struct PolicyLossOptions {
 struct PolicyLossInputs {
   torch::Tensor logp{};        // [B, T] log π_θ of the sampled tokens, current policy (carries the graph)
   torch::Tensor old_logp{};    // [B, T] log π_old at rollout time (the behaviour policy); treated as constant
-  torch::Tensor advantages{};  // [B] one advantage per completion; treated as constant
+  torch::Tensor advantages{};  // [B] one advantage per completion, or [B, T] one per token (on-policy
+                               // distillation's dense teacher signal); treated as constant
   torch::Tensor mask{};        // [B, T] bool or 0/1 numbers
   torch::Tensor ref_logp{};    // [B, T] log π_ref; required only when kl_coef != 0
   torch::Tensor entropy{};     // [B, T] policy entropy per position; required when entropy_coef != 0,

@@ -37,6 +37,11 @@ GrpoTrainer::GrpoTrainer(CausalLM policy, Tokenizer tokenizer, rewards::RuleSet 
   if (config_.group_size < 1) throw std::invalid_argument("train: group_size must be >= 1");
   if (config_.epochs < 1 || config_.minibatches < 1 || config_.micro_batch_size < 1)
     throw std::invalid_argument("train: epochs, minibatches and micro_batch_size must be >= 1");
+  if (config_.distill_coef != 0 && !reference_)
+    throw std::invalid_argument("train: distill_coef != 0 needs a teacher in the reference slot (on-policy distillation)");
+  if (config_.distill_coef < 0 || config_.reward_coef < 0)
+    throw std::invalid_argument(fmt::format("train: distill_coef and reward_coef must be >= 0, got {} and {}", config_.distill_coef,
+                                            config_.reward_coef));
   if (config_.objective.policy.kl_coef != 0 && !reference_)
     reference_ = ReferenceModel::copy_of(policy_, policy_->model->embed_tokens->weight.device());
   validate(config_.lr);
@@ -337,7 +342,7 @@ double GrpoTrainer::policy_update(const std::vector<const Completion*>& completi
                                   StepMetrics& m) {
   const torch::Device device = policy_->model->embed_tokens->weight.device();
   SequenceBatch all = build_sequence_batch(completions, advantages, replays_routing(), config_.mask_truncated).to(device);
-  if (config_.objective.policy.kl_coef != 0) {
+  if (config_.objective.policy.kl_coef != 0 || config_.distill_coef != 0) {
     Stopwatch stopwatch;
     ModelInputs in;
     in.input_ids = all.input_ids;
@@ -345,6 +350,7 @@ double GrpoTrainer::policy_update(const std::vector<const Completion*>& completi
     all.ref_logprobs = reference_->logprobs(in, all.first_position, all.targets, logprob_options());
     m["timing/reference"] = stopwatch.seconds();
   }
+  if (config_.distill_coef != 0) add_teacher_advantages(all, m);
 
   policy_->train();
   UpdateTotals totals;
@@ -362,6 +368,20 @@ double GrpoTrainer::policy_update(const std::vector<const Completion*>& completi
   }
   add_update_metrics(totals, m);
   return static_cast<double>(totals.skipped);
+}
+
+void GrpoTrainer::add_teacher_advantages(SequenceBatch& all, StepMetrics& m) const {
+  // Per token: the sampled reverse KL to the teacher, log π_old(y_t) − log π_T(y_t), at rollout time.
+  const torch::Tensor mask = all.completion_mask;                                    // [B, C]
+  const torch::Tensor reverse_kl = (all.rollout_logprobs - all.ref_logprobs) * mask;  // [B, C]
+  all.advantages = (config_.reward_coef * all.advantages.unsqueeze(1) - config_.distill_coef * reverse_kl) * mask;
+  std::vector<double> sums = {reverse_kl.sum().item<double>(), (all.ref_logprobs * mask).sum().item<double>(),
+                              (all.rollout_logprobs * mask).sum().item<double>(), mask.sum().item<double>()};
+  if (config_.distributed) config_.distributed->all_reduce(sums, Reduction::Sum);
+  const double tokens = std::max(sums[3], 1.0);
+  m["distill/reverse_kl"] = sums[0] / tokens;  // = mean log-prob gap student − teacher on the student's tokens
+  m["distill/teacher_logprob"] = sums[1] / tokens;
+  m["distill/student_logprob"] = sums[2] / tokens;
 }
 
 GrpoTrainer::MinibatchNormalizer GrpoTrainer::normalizer_of(const SequenceBatch& minibatch) const {

@@ -75,6 +75,13 @@ struct GrpoConfig {
   int64_t max_refill_rounds = 3;
   // Reference: reset to the current policy every N steps (0 = never; DeepSeek-R1-Zero: 400).
   int64_t reference_reset_every = 0;
+  // On-policy distillation (GKD with λ = 1, the Thinking Machines recipe; docs/distillation.md): the
+  // reference slot holds a teacher, and the advantage of completion token t becomes
+  //   A_{i,t} = reward_coef · A_i − distill_coef · (log π_old(y_t) − log π_T(y_t)),
+  // the sampled reverse KL to the teacher as a dense per-token penalty (discount 0). 0 = off: plain GRPO,
+  // computed exactly as without these fields. distill_coef != 0 needs a reference model (the teacher).
+  double distill_coef = 0;
+  double reward_coef = 1;
   // MoE: replay rollout routing in the update; update router biases by γ after each step (0 = frozen).
   bool routing_replay = true;
   double router_bias_update = 0.0;
@@ -161,6 +168,8 @@ class GrpoTrainer {
   double policy_update(const std::vector<const Completion*>& completions, const std::vector<double>& advantages,
                        StepMetrics& metrics);
   MinibatchNormalizer normalizer_of(const SequenceBatch& minibatch) const;
+  // On-policy distillation: per-token advantages from the teacher's log-probs (distill_coef != 0).
+  void add_teacher_advantages(SequenceBatch& all, StepMetrics& m) const;
   void minibatch_step(const SequenceBatch& minibatch, bool first_pass, UpdateTotals& totals);
   // Backpropagates one micro-batch's share of the minibatch loss; false (and no backward) when it is
   // not finite.
