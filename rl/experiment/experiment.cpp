@@ -36,6 +36,7 @@ std::string run_script(const ExperimentOptions& options, ExperimentState& state)
                                        {"eval", lua_trampoline<checkable<stage_eval>>},
                                        {"sft", lua_trampoline<checkable<stage_sft>>},
                                        {"sample", lua_trampoline<checkable<stage_sample>>},
+                                       {"distill", lua_trampoline<checkable<stage_distill>>},
                                        {"shuffle", lua_trampoline<checkable<lua_shuffle>>},
                                        {"split", lua_trampoline<checkable<lua_split>>},
                                        {"read_jsonl", lua_trampoline<checkable<lua_read_jsonl>>},

@@ -19,6 +19,9 @@ int stage_pretrain(lua_State* L);  // grpo.pretrain{model, data, ...} -> model d
 int stage_train(lua_State* L);     // grpo.train{model, data, prompt, rules, ...} -> model dir (GRPO)
 int stage_eval(lua_State* L);      // grpo.eval{model, data, prompt, rules, n, ...} -> metrics table
 
+// rl/experiment/distill_stage.cpp
+int stage_distill(lua_State* L);   // grpo.distill{teacher, student, mode, data, prompt, ...} -> model dir, metrics
+
 // rl/experiment/data_stages.cpp
 int stage_sft(lua_State* L);       // grpo.sft{model, data, prompt, completion, ...} -> model dir, metrics
 int stage_sample(lua_State* L);    // grpo.sample{model, data, prompt, rules, n, ...} -> path, samples, metrics

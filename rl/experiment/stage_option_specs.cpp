@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "rl/experiment/stage_configs.h"
+#include "rl/logit_distillation.h"
 
 namespace grpo {
 namespace {
@@ -62,6 +63,45 @@ StageSpec rejection_sample_stage(const StageSpec& sample) {
   s.options.push_back(option("max_per_prompt", kInteger, 0, "most samples kept per prompt (0 = no cap)"));
   s.options.push_back(option("dedupe", kBoolean, true, "keep a completion once per prompt"));
   return s;
+}
+
+// grpo.distill: one stage, three modes; options that mean what grpo.sft's, grpo.sample's or grpo.train's
+// do are declared with their names and defaults (the training defaults are logit distillation's, which
+// are sft's).
+StageSpec distill_stage(const SampleConfig& sample, const GrpoConfig& grpo) {
+  const LogitDistillationConfig kd;
+  return {"distill",
+          {required_option("teacher", kPath, "the teacher's checkpoint directory (frozen, never saved)"),
+           required_option("student", kPath, "the student's checkpoint directory to start from"),
+           enum_option<std::string>("mode", {{"traces", "traces"}, {"logits", "logits"}, {"on_policy", "on_policy"}}, "logits",
+                                    "traces (SFT on teacher samples), logits (forward KL), on_policy (reverse KL)"),
+           data_option(), prompt_option(),
+           computed_option("data_completion", kTemplate | kFunction, "teacher samples",
+                           "logits: the dataset's completions (template or function) instead of the teacher's samples"),
+           computed_option("rules", kPath, "none", "reward rules: keep's filter (traces), the reward (on_policy)"),
+           computed_option("keep", kTable | kFunction, "all", "traces: {rule = minimum, ...} or a function(sample) -> true to keep"),
+           option("n", kInteger, sample.samples_per_prompt, "teacher samples per prompt (traces, logits)"),
+           option("temperature", kNumber, sample.sampling.temperature, "sampling temperature (teacher; on_policy: student)"),
+           option("top_p", kNumber, sample.sampling.top_p, "nucleus filtering"),
+           option("max_new_tokens", kInteger, sample.stop.max_new_tokens, "completion length limit"), stop_option(),
+           option("steps", kInteger, kd.steps, "optimizer steps (on_policy: GRPO steps); 0 means `epochs` passes"),
+           option("epochs", kInteger, kd.epochs, "passes over the examples (on_policy: over the prompts)"),
+           option("batch_size", kInteger, kd.batch_size, "examples per optimizer step (traces, logits)"),
+           option("micro_batch_size", kInteger, kd.micro_batch_size, "sequences per forward (logits, on_policy)"),
+           option("max_len", kInteger, kd.max_len, "tokens of prompt + completion - 1 per row (traces, logits)"),
+           option("distill_temperature", kNumber, kd.temperature, "logits: tau of both distributions (loss scaled by tau^2)"),
+           option("top_k", kInteger, kd.top_k, "logits: the teacher's top k tokens plus the rest's mass; 0 = full vocabulary"),
+           option("prompts_per_step", kInteger, 8, "on_policy: prompts per step"),
+           option("group_size", kInteger, grpo.group_size, "on_policy: G student samples per prompt"),
+           option("distill_coef", kNumber, 1.0, "on_policy: weight of the per-token reverse KL to the teacher"),
+           option("reward_coef", kNumber, 0.0, "on_policy: weight of the rules' group advantage (0 = pure distillation)"),
+           option("lr", kNumber, kd.lr.peak, "peak learning rate"),
+           option("warmup", kInteger, kd.lr.warmup_steps, "linear warm-up steps"),
+           option("min_lr_ratio", kNumber, kd.lr.floor_ratio, "cosine decay to min_lr_ratio * lr (traces, logits)"),
+           option("weight_decay", kNumber, kd.adamw.weight_decay, "AdamW weight decay"),
+           option("max_grad_norm", kNumber, kd.max_grad_norm, "gradient clipping"),
+           option("seed", kInteger, kd.seed, "data order and sampling"),
+           option("out", kString, "distill", "output directory")}};
 }
 
 // Every declared default of a C++ config field below is read from a default-constructed config.
@@ -162,6 +202,7 @@ std::vector<StageSpec> declare_stages() {
         option("top_p", kNumber, eval.sampling.top_p, "nucleus filtering"),
         option("max_new_tokens", kInteger, eval.stop.max_new_tokens, "completion length limit"), stop_option(),
         option("seed", kInteger, eval.seed, "prompt i samples with seed + i")}},
+      distill_stage(sample, grpo),
   };
   const auto sample_stage = std::find_if(stages.begin(), stages.end(), [](const StageSpec& st) { return st.stage == "sample"; });
   StageSpec rejection = rejection_sample_stage(*sample_stage);
