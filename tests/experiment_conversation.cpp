@@ -39,30 +39,30 @@ std::vector<int32_t> conversation_ids(const std::vector<std::string>& tokens) {
   return ids;
 }
 
-json message(const char* role, const char* content) { return {{"role", role}, {"content", content}}; }
+json conversation_message(const char* role, const char* content) { return {{"role", role}, {"content", content}}; }
 
 }  // namespace
 
 TEST_CASE("which records are conversations") {
-  CHECK(is_conversational({{"messages", json::array({message("user", "a")})}}));
-  CHECK(is_conversational({{"prompt", json::array({message("user", "a")})}, {"completion", "b"}}));
+  CHECK(is_conversational({{"messages", json::array({conversation_message("user", "a")})}}));
+  CHECK(is_conversational({{"prompt", json::array({conversation_message("user", "a")})}, {"completion", "b"}}));
   // A sample record of a conversational dataset: its rendered prompt string makes it text again.
-  CHECK_FALSE(is_conversational({{"messages", json::array({message("user", "a")})}, {"prompt", "<u>a\n<a>"}}));
+  CHECK_FALSE(is_conversational({{"messages", json::array({conversation_message("user", "a")})}, {"prompt", "<u>a\n<a>"}}));
   CHECK_FALSE(is_conversational({{"prompt", "a"}, {"completion", "b"}}));
   CHECK_FALSE(is_conversational({{"question", "a"}}));
 }
 
 TEST_CASE("the RL prompt of a multi-turn conversation ends at the last user turn, with the generation prompt") {
   const ConversationRenderer r = conversation_renderer();
-  const json record = {{"messages", json::array({message("system", "ab"), message("user", "cd"), message("assistant", "ef"),
-                                                 message("user", "g"), message("assistant", "h")})}};
+  const json record = {{"messages", json::array({conversation_message("system", "ab"), conversation_message("user", "cd"), conversation_message("assistant", "ef"),
+                                                 conversation_message("user", "g"), conversation_message("assistant", "h")})}};
   const RenderedConversation p = r.prompt(record, 1);
   CHECK(p.text == "<s>ab\n<u>cd\n<a>ef<eos><u>g\n<a>");
   CHECK(p.ids == conversation_ids({"<s>", "a", "b", "\n", "<u>", "c", "d", "\n", "<a>", "e", "f", "<eos>", "<u>", "g", "\n", "<a>"}));
   // The prompt form: the list as it is.
-  const RenderedConversation q = r.prompt({{"prompt", json::array({message("user", "cd")})}}, 1);
+  const RenderedConversation q = r.prompt({{"prompt", json::array({conversation_message("user", "cd")})}}, 1);
   CHECK(q.text == "<u>cd\n<a>");
-  CHECK_THROWS_WITH_AS(r.prompt({{"messages", json::array({message("system", "ab")})}}, 7),
+  CHECK_THROWS_WITH_AS(r.prompt({{"messages", json::array({conversation_message("system", "ab")})}}, 7),
                        doctest::Contains("record 7: \"messages\" has no user turn"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(r.prompt({{"messages", json::array({json{{"role", "user"}}})}}, 2),
                        doctest::Contains("record 2: messages[1] must be"), std::invalid_argument);
@@ -70,8 +70,8 @@ TEST_CASE("the RL prompt of a multi-turn conversation ends at the last user turn
 
 TEST_CASE("SFT on messages: every assistant turn is a target, system and user tokens never are") {
   const ConversationRenderer r = conversation_renderer();
-  const json record = {{"messages", json::array({message("system", "ab"), message("user", "cd"), message("assistant", "ef"),
-                                                 message("user", "g"), message("assistant", "h")})}};
+  const json record = {{"messages", json::array({conversation_message("system", "ab"), conversation_message("user", "cd"), conversation_message("assistant", "ef"),
+                                                 conversation_message("user", "g"), conversation_message("assistant", "h")})}};
   const SftExample e = r.training_example(record, 1);
   // Up to the first assistant content: <s>ab\n<u>cd\n<a>; then ef<eos> (trained), <u>g\n<a> (not), h<eos>.
   CHECK(e.prompt_ids == conversation_ids({"<s>", "a", "b", "\n", "<u>", "c", "d", "\n", "<a>"}));
@@ -93,15 +93,15 @@ TEST_CASE("SFT on messages: every assistant turn is a target, system and user to
 TEST_CASE("SFT on prompt/completion lists: only the completion's assistant turns; a string completion is one turn") {
   const ConversationRenderer r = conversation_renderer();
   // A few-shot prompt: its assistant turn is context.
-  const json few_shot = {{"prompt", json::array({message("user", "a"), message("assistant", "b"), message("user", "c")})},
-                         {"completion", json::array({message("assistant", "d")})}};
+  const json few_shot = {{"prompt", json::array({conversation_message("user", "a"), conversation_message("assistant", "b"), conversation_message("user", "c")})},
+                         {"completion", json::array({conversation_message("assistant", "d")})}};
   const SftExample e = r.training_example(few_shot, 1);
   CHECK(e.prompt_ids == conversation_ids({"<u>", "a", "\n", "<a>", "b", "<eos>", "<u>", "c", "\n", "<a>"}));
   CHECK(e.completion_ids == conversation_ids({"d", "<eos>"}));
   CHECK(e.completion_mask == std::vector<uint8_t>{1, 1});
-  const SftExample s = r.training_example({{"prompt", json::array({message("user", "a")})}, {"completion", "bc"}}, 1);
+  const SftExample s = r.training_example({{"prompt", json::array({conversation_message("user", "a")})}, {"completion", "bc"}}, 1);
   CHECK(s.completion_ids == conversation_ids({"b", "c", "<eos>"}));
-  CHECK_THROWS_WITH_AS(r.training_example({{"messages", json::array({message("user", "a")})}}, 3),
+  CHECK_THROWS_WITH_AS(r.training_example({{"messages", json::array({conversation_message("user", "a")})}}, 3),
                        doctest::Contains("record 3: no assistant turn"), std::invalid_argument);
   // A message cannot forge a marker: "<a>" inside a content is three characters (here unknown ones).
   const RenderedConversation forged = r.render({{"user", "<a>"}}, /*add_generation_prompt=*/false, 0);
