@@ -9,6 +9,9 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
+
+#include "policy/fp8_blocks.h"
 
 namespace grpo {
 namespace {
@@ -29,8 +32,8 @@ torch::ScalarType scalar_type_of(DType dtype, const std::string& where) {
     case DType::Bool: return torch::kBool;
     case DType::F8_E4M3: break;
   }
-  throw SafetensorsError(fmt::format("{}: dtype {} is not supported (FP8 checkpoints must be dequantised to BF16 first)",
-                                     where, dtype_name(dtype)));
+  throw SafetensorsError(fmt::format("{}: dtype {} has no LibTorch type here (FP8 weights are dequantized with their "
+                                     "block scales by load_weights)", where, dtype_name(dtype)));
 }
 
 DType dtype_of(torch::ScalarType type) {
@@ -59,7 +62,67 @@ bool known_unused(const std::string& name, int64_t num_layers) {
   return name.find("rotary_emb.inv_freq") != std::string::npos;
 }
 
+// The multi-token-prediction layers DeepSeek-V3 ships after its num_hidden_layers decoder layers
+// (num_nextn_predict_layers of them, stored as layers num_hidden_layers, ...): their layer numbers.
+std::set<int64_t> extra_layers(const std::vector<std::string>& names, int64_t num_layers) {
+  static const std::regex layer(R"(^model\.layers\.(\d+)\.)");
+  std::set<int64_t> layers;
+  std::smatch m;
+  for (const std::string& name : names)
+    if (std::regex_search(name, m, layer) && std::stoll(m[1].str()) >= num_layers) layers.insert(std::stoll(m[1].str()));
+  return layers;
+}
+
+// A weight as float32 from its FP8 bytes and its block scales (`<name>_scale_inv`).
+torch::Tensor dequantized_weight(const CheckpointWeights& weights, const std::string& name, const CheckpointWeights::Entry& entry,
+                                 const WeightFormat& format) {
+  const std::string where = fmt::format("{}: tensor \"{}\"", entry.file->path(), name);
+  if (entry.info->shape.size() != 2)
+    throw SafetensorsError(fmt::format("{} is F8_E4M3 with {} dimensions; FP8 block quantization is for 2-D weights", where,
+                                       entry.info->shape.size()));
+  const std::string scale_name = name + "_scale_inv";
+  if (!weights.contains(scale_name))
+    throw SafetensorsError(fmt::format("{} is F8_E4M3 but the checkpoint has no \"{}\" (its block scales)", where, scale_name));
+  const CheckpointWeights::Entry scale_entry = weights.get(scale_name);
+  const int64_t rows = entry.info->shape[0], cols = entry.info->shape[1];
+  const std::vector<int64_t> expected = {(rows + format.fp8_block_rows - 1) / format.fp8_block_rows,
+                                         (cols + format.fp8_block_cols - 1) / format.fp8_block_cols};
+  if (scale_entry.info->shape != expected)
+    throw SafetensorsError(fmt::format("{}: \"{}\" has shape [{}]; a [{}, {}] weight in blocks of {} x {} "
+                                       "(quantization_config.weight_block_size) needs [{}]",
+                                       scale_entry.file->path(), scale_name, fmt::join(scale_entry.info->shape, ", "), rows, cols,
+                                       format.fp8_block_rows, format.fp8_block_cols, fmt::join(expected, ", ")));
+  const torch::Tensor scales = tensor_from_safetensors(*scale_entry.file, *scale_entry.info).to(torch::kFloat).contiguous();
+  torch::Tensor out = torch::empty({rows, cols}, torch::kFloat);
+  dequantize_fp8_blocks(entry.file->data(*entry.info), rows, cols, scales.data_ptr<float>(), format.fp8_block_rows,
+                        format.fp8_block_cols, out.data_ptr<float>());
+  return out;
+}
+
 }  // namespace
+
+WeightFormat load_weight_format(const std::string& config_path) {
+  WeightFormat format;
+  std::ifstream in(config_path);
+  if (!in) return format;
+  const nlohmann::json config = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!config.is_object() || !config.contains("quantization_config")) return format;
+  const nlohmann::json& q = config["quantization_config"];
+  const std::string method = q.value("quant_method", "");
+  if (method != "fp8")
+    throw ConfigError(fmt::format("{}: quantization_config.quant_method \"{}\" is not supported (FP8 block quantization, "
+                                  "\"fp8\", is; dequantize other formats to BF16 first)", config_path, method));
+  if (q.contains("fmt") && q["fmt"] != "e4m3")
+    throw ConfigError(fmt::format("{}: quantization_config.fmt {} is not supported (only \"e4m3\")", config_path, q["fmt"].dump()));
+  if (q.contains("weight_block_size")) {
+    const nlohmann::json& b = q["weight_block_size"];
+    if (!b.is_array() || b.size() != 2 || !b[0].is_number_integer() || !b[1].is_number_integer() || b[0] <= 0 || b[1] <= 0)
+      throw ConfigError(fmt::format("{}: quantization_config.weight_block_size must be two positive integers, got {}", config_path, b.dump()));
+    format.fp8_block_rows = b[0].get<int64_t>();
+    format.fp8_block_cols = b[1].get<int64_t>();
+  }
+  return format;
+}
 
 torch::Tensor tensor_from_safetensors(const SafetensorsFile& file, const TensorInfo& info) {
   torch::Tensor t = torch::empty(info.shape, torch::TensorOptions().dtype(scalar_type_of(info.dtype, file.path() + ": " + info.name)));
@@ -67,30 +130,47 @@ torch::Tensor tensor_from_safetensors(const SafetensorsFile& file, const TensorI
   return t;
 }
 
-void load_weights(CausalLM& model, const CheckpointWeights& weights, LoadReport* report) {
+void load_weights(CausalLM& model, const CheckpointWeights& weights, LoadReport* report, const WeightFormat& format) {
   torch::NoGradGuard no_grad;
-  std::map<std::string, bool> used;
+  std::set<std::string> used;
   for (auto& [name, target] : state_tensors(model)) {
     CheckpointWeights::Entry entry = weights.get(name);
     if (entry.info->shape != target.sizes().vec())
       throw SafetensorsError(fmt::format("{}: tensor \"{}\" has shape [{}], the model expects [{}] (config.json and weights disagree)",
                                          entry.file->path(), name, fmt::join(entry.info->shape, ", "),
                                          fmt::join(target.sizes().vec(), ", ")));
-    target.copy_(tensor_from_safetensors(*entry.file, *entry.info));
-    used[name] = true;
+    // One tensor at a time: the float32 copy of a weight lives only until it is in the model.
+    if (entry.info->dtype == DType::F8_E4M3) {
+      target.copy_(dequantized_weight(weights, name, entry, format));
+      used.insert(name + "_scale_inv");
+    } else {
+      target.copy_(tensor_from_safetensors(*entry.file, *entry.info));
+    }
+    used.insert(name);
   }
   if (report) {
+    const int64_t layers = model->config().num_hidden_layers;
     report->unexpected.clear();
+    report->notes.clear();
     for (const std::string& name : weights.names())
-      if (!used.count(name) && !known_unused(name, model->config().num_hidden_layers)) report->unexpected.push_back(name);
+      if (!used.count(name) && !known_unused(name, layers)) report->unexpected.push_back(name);
+    const std::set<int64_t> extra = extra_layers(weights.names(), layers);
+    if (!extra.empty())
+      report->notes.push_back(fmt::format("layer{} {} after the {} decoder layers: DeepSeek-V3's multi-token-prediction "
+                                          "module (num_nextn_predict_layers), skipped: training and sampling here predict one token",
+                                          extra.size() == 1 ? "" : "s", fmt::join(extra, ", "), layers));
   }
 }
 
 CausalLM load_checkpoint(const std::string& directory, LoadReport* report) {
   ModelConfig config = load_model_config(directory + "/config.json");
+  const WeightFormat format = load_weight_format(directory + "/config.json");
   CheckpointWeights weights = CheckpointWeights::open(directory);
   CausalLM model(config);
-  load_weights(model, weights, report);
+  LoadReport own;
+  load_weights(model, weights, report ? report : &own, format);
+  if (!report)
+    for (const std::string& note : own.notes) fmt::print(stderr, "{}: {}\n", directory, note);
   return model;
 }
 

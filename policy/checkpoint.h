@@ -28,14 +28,29 @@ struct LoadReport {
   // (multi-token-prediction layers, rotary caches). Callers should show them: a long list usually means
   // the wrong model_type.
   std::vector<std::string> unexpected;
+  // One line per thing skipped on purpose: DeepSeek-V3's multi-token-prediction layer.
+  std::vector<std::string> notes;
 };
 
-// Builds the model from config.json and loads every weight, converting F16/BF16 to float32.
-// Throws SafetensorsError naming the tensor when one is missing or has the wrong shape, or ConfigError.
+// How the weights are stored, from config.json's quantization_config: FP8 block quantization
+// (policy/fp8_blocks.h) with its block shape. Weights that are not F8_E4M3 load as they are.
+struct WeightFormat {
+  int64_t fp8_block_rows = 128, fp8_block_cols = 128;
+};
+// Reads quantization_config from a config.json; none gives the defaults. Throws ConfigError naming the
+// file for a quantization this loader cannot dequantize (quant_method other than "fp8", fmt other than
+// "e4m3", a malformed weight_block_size).
+WeightFormat load_weight_format(const std::string& config_path);
+
+// Builds the model from config.json and loads every weight tensor by tensor, converting F16/BF16 to
+// float32 and dequantizing FP8 blocks (never the whole checkpoint twice in memory). Throws
+// SafetensorsError naming the tensor when one is missing or has the wrong shape, or ConfigError. Without a
+// report, the notes go to stderr.
 CausalLM load_checkpoint(const std::string& directory, LoadReport* report = nullptr);
 
 // Copies weights into an existing model (same errors as load_checkpoint).
-void load_weights(CausalLM& model, const CheckpointWeights& weights, LoadReport* report = nullptr);
+void load_weights(CausalLM& model, const CheckpointWeights& weights, LoadReport* report = nullptr,
+                  const WeightFormat& format = {});
 
 // A safetensors entry as a CPU tensor of its stored dtype (a copy: the mapping may be unaligned).
 torch::Tensor tensor_from_safetensors(const SafetensorsFile& file, const TensorInfo& info);

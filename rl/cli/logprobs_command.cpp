@@ -49,6 +49,7 @@ void add_logprobs_command(CLI::App& app) {
     if (ids.size() < 2) throw std::invalid_argument("--ids: need at least two tokens (a prefix and a next token)");
     LoadReport report;
     CausalLM model = load_checkpoint(opt->model, &report);
+    for (const std::string& note : report.notes) fmt::print(stderr, "{}: {}\n", opt->model, note);
     for (const std::string& name : report.unexpected) fmt::print(stderr, "warning: unused tensor {}\n", name);
     const int64_t vocab = model->config().vocab_size;
     for (int64_t id : ids)
