@@ -243,6 +243,12 @@ std::vector<std::string> GrpoTrainer::add_reward_metrics(const SampledGroups& sa
   health.max_new_tokens = config_.stop.max_new_tokens;
   health.groups = sampled_groups;
   health.zero_variance_groups = zero_variance;
+  if (config_.distill_coef != 0 && config_.reward_coef == 0) {
+    // Pure on-policy distillation: the rules' reward is not learned from, so flat or zero rewards are no
+    // sign of a stuck run.
+    health.all_rewards_zero = false;
+    health.groups = health.zero_variance_groups = 0;
+  }
   for (size_t r = 0; r < rules.size(); ++r)
     health.rule_failures.push_back(
         {rules[r].name, static_cast<int64_t>(failed[r]), static_cast<int64_t>(totals.size()), first_failure[r]});

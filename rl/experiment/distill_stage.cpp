@@ -23,6 +23,8 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
+#include <utility>
 
 #include "policy/checkpoint.h"
 #include "reference/reference_model.h"
@@ -37,6 +39,7 @@
 #include "rl/experiment/stage_options.h"
 #include "rl/grpo_trainer.h"
 #include "rl/logit_distillation.h"
+#include "rl/rejection_sampling.h"
 #include "rl/sample_dataset.h"
 #include "rl/sft.h"
 
@@ -140,58 +143,61 @@ void check_same_vocabulary(StageOptions& o, const DistillStageOptions& s, const 
 // Teacher samples (traces, logits) and the keep filter
 // ---------------------------------------------------------------------------------------------
 
-// The `keep` option: a table of minimum rule values, or a function of the sample record.
-class KeepFilter {
+// The `keep` option as rl/rejection_sampling.h's criteria, with grpo.rejection_sample's meaning: a table of
+// minimum rule values ("reward" the weighted total) or a function of the sample record. Every passing
+// sample is an example: no dedupe, no cap (repeated correct traces weigh what the teacher weighs them).
+class KeepCriteria {
  public:
-  explicit KeepFilter(StageOptions& o, const std::optional<rewards::RuleSet>& rules) : o_(o) {
-    lua_State* L = o.lua();
+  KeepCriteria(StageOptions& o, const std::optional<rewards::RuleSet>& rules) : o_(o) {
+    criteria_.dedupe = false;
     if (!o.has("keep")) return;
-    const int type = o.push("keep");
-    if (type == LUA_TFUNCTION) {
+    lua_State* L = o.lua();
+    if (o.push("keep") == LUA_TFUNCTION) {
       function_ref_ = luaL_ref(L, LUA_REGISTRYINDEX);
-    } else {
-      const json table = lua_to_json(L, -1);
-      lua_pop(L, 1);
-      if (!table.is_object()) o.fail("keep must be a table {rule = minimum value} or a function of the sample");
-      if (!rules) o.fail("keep = {rule = minimum} needs rules");
-      for (const auto& [name, minimum] : table.items()) {
-        bool known = false;
-        std::vector<std::string> names;
-        for (const rewards::RuleSpec& r : rules->rules()) known = known || r.name == name, names.push_back(r.name);
-        if (!known) o.fail(fmt::format("keep names the rule \"{}\", which {} does not define (it has {})", name, rules->origin(),
-                                       fmt::format("{}", fmt::join(names, ", "))));
-        if (!minimum.is_number()) o.fail(fmt::format("keep.{} must be a number (the rule's minimum value)", name));
-        minimums_[name] = minimum.get<double>();
-      }
+      criteria_.predicate = [this](const json& sample) { return call_predicate(sample); };
+      return;
+    }
+    const json table = lua_to_json(L, -1);
+    lua_pop(L, 1);
+    if (!table.is_object()) o.fail("keep must be a table {rule = minimum value} or a function of the sample");
+    if (!rules) o.fail("keep = {rule = minimum} needs rules");
+    std::vector<std::string> names;
+    for (const rewards::RuleSpec& r : rules->rules()) names.push_back(r.name);
+    for (const auto& [name, minimum] : table.items()) {
+      if (name != "reward" && std::find(names.begin(), names.end(), name) == names.end())
+        o.fail(fmt::format("keep names the rule \"{}\", which {} does not define (it has {})", name, rules->origin(),
+                           fmt::join(names, ", ")));
+      if (!minimum.is_number()) o.fail(fmt::format("keep.{} must be a number (the rule's minimum value)", name));
+      criteria_.min_values[name] = minimum.get<double>();
     }
   }
-  ~KeepFilter() {
+  ~KeepCriteria() {
     if (function_ref_ != LUA_NOREF) luaL_unref(o_.lua(), LUA_REGISTRYINDEX, function_ref_);
   }
+  KeepCriteria(const KeepCriteria&) = delete;
+  KeepCriteria& operator=(const KeepCriteria&) = delete;
 
-  bool keeps(const json& sample) const {
-    if (function_ref_ != LUA_NOREF) {
-      lua_State* L = o_.lua();
-      lua_rawgeti(L, LUA_REGISTRYINDEX, function_ref_);
-      push_json(L, sample);
-      try {
-        call_protected(L, 1, 1);
-      } catch (const LuaError& e) {
-        o_.fail(fmt::format("the keep function failed on a sample of prompt {}: {}", sample.value("prompt_index", 0) + 1, e.what()));
-      }
-      const bool keep = lua_toboolean(L, -1);
-      lua_pop(L, 1);
-      return keep;
-    }
-    for (const auto& [name, minimum] : minimums_)
-      if (!(sample.at("rewards").value(name, -HUGE_VAL) >= minimum)) return false;
-    return true;
-  }
+  const RejectionCriteria& criteria() const { return criteria_; }
 
  private:
+  bool call_predicate(const json& sample) const {
+    lua_State* L = o_.lua();
+    lua_rawgeti(L, LUA_REGISTRYINDEX, function_ref_);
+    push_json(L, sample);
+    try {
+      call_protected(L, 1, 1);
+    } catch (const LuaError& e) {
+      o_.fail(fmt::format("the keep function failed on prompt {} sample {}: {}", sample.value("prompt_index", int64_t{0}) + 1,
+                          sample.value("sample_index", int64_t{0}) + 1, e.what()));
+    }
+    const bool keep = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return keep;
+  }
+
   StageOptions& o_;
   int function_ref_ = LUA_NOREF;
-  std::map<std::string, double> minimums_;
+  RejectionCriteria criteria_;
 };
 
 struct TeacherTraces {
@@ -201,7 +207,7 @@ struct TeacherTraces {
 
 TeacherTraces teacher_traces(StageOptions& o, CausalLM& teacher, const Tokenizer& tok, const std::vector<PromptExample>& prompts,
                              const DistillStageOptions& s, const std::optional<rewards::RuleSet>& rules) {
-  KeepFilter filter(o, rules);
+  const KeepCriteria keep(o, rules);
   SampleConfig c = s.teacher_sampling;
   if (tok.eos_id() >= 0) c.stop.stop_ids.push_back(tok.eos_id());
   const size_t chunk = static_cast<size_t>(std::max<int64_t>(1, c.batch_rows / std::max<int64_t>(1, c.samples_per_prompt)));
@@ -209,6 +215,7 @@ TeacherTraces teacher_traces(StageOptions& o, CausalLM& teacher, const Tokenizer
   std::unique_ptr<rewards::ScorerPool> scorer;
   if (rules) scorer = std::make_unique<rewards::ScorerPool>(*rules, static_cast<int>(c.reward_threads));
   TeacherTraces out;
+  std::vector<SftExample> tokens;  // parallel to out.records
   for (size_t first = 0; first < prompts.size(); first += chunk) {
     const std::vector<PromptExample> part(prompts.begin() + static_cast<std::ptrdiff_t>(first),
                                           prompts.begin() + static_cast<std::ptrdiff_t>(std::min(prompts.size(), first + chunk)));
@@ -237,19 +244,27 @@ TeacherTraces teacher_traces(StageOptions& o, CausalLM& teacher, const Tokenizer
         r["rewards"] = values;
         r["reward"] = scores[i].total;
       }
-      const bool keep = !cp.completion_ids.empty() && filter.keeps(r);
-      r["kept"] = keep;
-      if (keep) {
-        SftExample e;
-        e.prompt_ids = p.prompt_ids;
-        e.completion_ids = cp.completion_ids;
-        out.kept.push_back(std::move(e));
-      }
+      if (cp.completion_ids.empty()) continue;  // nothing to learn from (the rollout always makes a token)
+      SftExample e;
+      e.prompt_ids = p.prompt_ids;
+      e.completion_ids = cp.completion_ids;
+      tokens.push_back(std::move(e));
       out.records.push_back(std::move(r));
     }
-    progress.update(static_cast<int64_t>(first / chunk) + 1, {{"kept", static_cast<double>(out.kept.size())}});
+    progress.update(static_cast<int64_t>(first / chunk) + 1, {{"samples", static_cast<double>(out.records.size())}});
   }
   progress.finish();
+  // Rejection sampling over every sample (rl/rejection_sampling.h); kept records are matched back to
+  // their exact token ids by (prompt_index, sample_index).
+  const RejectionResult kept = rejection_sample(out.records, keep.criteria());
+  std::set<std::pair<int64_t, int64_t>> chosen;
+  for (const json& r : kept.kept) chosen.insert({r.at("prompt_index").get<int64_t>(), r.at("sample_index").get<int64_t>()});
+  for (size_t i = 0; i < out.records.size(); ++i) {
+    json& r = out.records[i];
+    const bool is_kept = chosen.count({r.at("prompt_index").get<int64_t>(), r.at("sample_index").get<int64_t>()}) > 0;
+    r["kept"] = is_kept;
+    if (is_kept) out.kept.push_back(std::move(tokens[i]));
+  }
   return out;
 }
 
@@ -440,7 +455,7 @@ int stage_distill(lua_State* L) {
     teacher = CausalLM{nullptr};
     metrics = run_on_policy(L, student, std::move(*reference_slot), tok, prompts, s);
   }
-  if (writes_outputs(L)) save_model(student, tok, s.out);
+  if (writes_outputs(L)) save_model(L, student, tok, s.out);
   wait_for_outputs(L);
   record.mark_complete(json{{"model", s.out}, {"metrics", metrics}});
   fmt::print(stderr, "[distill] {} from {} -> {}\n", s.mode, s.teacher, s.out);
