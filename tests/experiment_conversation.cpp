@@ -4,6 +4,7 @@
 // token, so every id and loss-mask entry below is written out by hand.
 #include <doctest/doctest.h>
 
+#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "policy/tokenizer/prompt_template.h"
 #include "rl/experiment/conversation.h"
 #include "rl/sft.h"
+#include "tokenizer_test_files.h"
 
 using namespace grpo;
 using nlohmann::json;
@@ -111,4 +113,26 @@ TEST_CASE("SFT on prompt/completion lists: only the completion's assistant turns
 TEST_CASE("an SFT example's completion_mask must match its completion") {
   SftExample e{{1, 2}, {3, 4}, {1}};
   CHECK_THROWS_AS(build_sft_batch({&e}, 8, false, 0), std::invalid_argument);
+}
+
+TEST_CASE("conversations of real tokenizers: the text transformers renders, and part-wise ids equal the whole text's") {
+  // tests/fixtures/tokenizer/chat_templates.jsonl holds apply_chat_template(..., add_generation_prompt=True)
+  // of real chat templates; encoding the rendered text in one piece is what transformers then does.
+  std::ifstream in(std::string(GRPO_SOURCE_DIR) + "/tests/fixtures/tokenizer/chat_templates.jsonl");
+  REQUIRE(in.good());
+  int checked = 0;
+  for (std::string line; std::getline(in, line);) {
+    const json c = json::parse(line);
+    const Tokenizer* tok = test::shared_tokenizer(c["tokenizer"].get<std::string>());
+    if (!tok) continue;
+    const ConversationRenderer r(PromptTemplate::load(c["template"].get<std::string>()), *tok);
+    std::vector<ChatMessage> messages;
+    for (const json& m : c["messages"]) messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+    const RenderedConversation rendered = r.render(messages, /*add_generation_prompt=*/true, 0);
+    INFO(line);
+    CHECK(rendered.text == c["text"].get<std::string>());
+    CHECK(rendered.ids == tok->encode(c["text"].get<std::string>(), /*allow_special=*/true));
+    ++checked;
+  }
+  MESSAGE(checked << " conversations checked");
 }
