@@ -1,9 +1,13 @@
 #include "policy/tokenizer/prompt_template.h"
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+
+#include "policy/tokenizer/jinja/jinja.h"
 
 namespace grpo {
 
@@ -119,26 +123,193 @@ std::vector<std::string> PromptTemplate::builtin_names() {
   return names;
 }
 
+namespace {
+
+bool read_file(const std::string& path, std::string& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  out = buffer.str();
+  return true;
+}
+
+bool ends_with_text(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// A role token as tokenizer_config.json writes it: a string, or an AddedToken object's "content".
+std::optional<std::string> config_token(const nlohmann::json& config, const char* key) {
+  if (!config.is_object() || !config.contains(key)) return std::nullopt;
+  const nlohmann::json& t = config[key];
+  if (t.is_string()) return t.get<std::string>();
+  if (t.is_object() && t.contains("content") && t["content"].is_string()) return t["content"].get<std::string>();
+  return std::nullopt;
+}
+
+// Markers that end a model's turn in the chat formats grpo knows; those a template writes are its stop
+// strings (with the eos token).
+const char* const kEndOfTurnMarkers[] = {"<|im_end|>",    "<|eot_id|>", "<|eom_id|>",
+                                         "<end_of_turn>", "<|end|>",    "<｜end▁of▁sentence｜>",
+                                         "</s>"};
+
+}  // namespace
+
+PromptTemplate PromptTemplate::from_jinja(const std::string& source, const std::string& origin,
+                                          std::optional<std::string> bos_token, std::optional<std::string> eos_token) {
+  PromptTemplate t;
+  t.origin_ = origin;
+  t.description_ = "Jinja chat template from " + origin;
+  t.jinja_ = std::make_shared<const jinja::Template>(source, origin);
+  t.bos_token_ = std::move(bos_token);
+  t.eos_token_ = std::move(eos_token);
+  const auto add_stop = [&](const std::string& s) {
+    if (!s.empty() && std::find(t.stop_.begin(), t.stop_.end(), s) == t.stop_.end()) t.stop_.push_back(s);
+  };
+  if (t.eos_token_) add_stop(*t.eos_token_);
+  for (const char* marker : kEndOfTurnMarkers)
+    if (source.find(marker) != std::string::npos) add_stop(marker);
+  return t;
+}
+
+PromptTemplate PromptTemplate::from_tokenizer_config(const std::string& json_text, const std::string& origin,
+                                                     const std::string& name) {
+  nlohmann::json config;
+  try {
+    config = nlohmann::json::parse(json_text);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw TokenizerError(origin + ": not valid JSON: " + e.what());
+  }
+  if (!config.is_object() || !config.contains("chat_template"))
+    throw TokenizerError(origin + ": /chat_template: missing (the model ships no chat template)");
+  const nlohmann::json& ct = config["chat_template"];
+  std::string source, path = "/chat_template";
+  if (ct.is_string()) {
+    source = ct.get<std::string>();
+  } else if (ct.is_array()) {
+    std::string names;
+    for (size_t i = 0; i < ct.size(); ++i) {
+      const nlohmann::json& entry = ct[i];
+      if (!entry.is_object() || !entry.contains("name") || !entry["name"].is_string() || !entry.contains("template") ||
+          !entry["template"].is_string())
+        throw TokenizerError(origin + ": /chat_template/" + std::to_string(i) + ": expected {\"name\": ..., \"template\": ...}");
+      names += (names.empty() ? "" : ", ") + entry["name"].get<std::string>();
+      if (entry["name"] == name) {
+        source = entry["template"].get<std::string>();
+        path = "/chat_template/" + std::to_string(i) + "/template";
+      }
+    }
+    if (path == "/chat_template")
+      throw TokenizerError(origin + ": /chat_template: no template named \"" + name + "\" (it has " + names + ")");
+  } else {
+    throw TokenizerError(origin + ": /chat_template: expected a string or a list of {\"name\", \"template\"}");
+  }
+  return from_jinja(source, origin + ": " + path, config_token(config, "bos_token"), config_token(config, "eos_token"));
+}
+
+std::optional<PromptTemplate> PromptTemplate::from_checkpoint(const std::string& dir) {
+  std::string text, config_text;
+  const std::string config_path = dir + "/tokenizer_config.json";
+  nlohmann::json config;
+  if (read_file(config_path, config_text)) {
+    try {
+      config = nlohmann::json::parse(config_text);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw TokenizerError(config_path + ": not valid JSON: " + e.what());
+    }
+  }
+  const auto bos = config_token(config, "bos_token");
+  const auto eos = config_token(config, "eos_token");
+  if (read_file(dir + "/chat_template.jinja", text)) return from_jinja(text, dir + "/chat_template.jinja", bos, eos);
+  if (read_file(dir + "/chat_template.json", text)) {
+    PromptTemplate t = from_tokenizer_config(text, dir + "/chat_template.json");
+    if (!t.bos_token_) t.bos_token_ = bos;
+    if (!t.eos_token_ && eos) {
+      t.eos_token_ = eos;
+      if (std::find(t.stop_.begin(), t.stop_.end(), *eos) == t.stop_.end()) t.stop_.insert(t.stop_.begin(), *eos);
+    }
+    return t;
+  }
+  if (config.is_object() && config.contains("chat_template") && !config["chat_template"].is_null())
+    return from_tokenizer_config(config_text, config_path);
+  return std::nullopt;
+}
+
 PromptTemplate PromptTemplate::load(const std::string& name_or_path) {
   for (size_t i = 0; i < kBuiltinTemplateCount; ++i) {
     if (name_or_path == kBuiltinTemplates[i].name) {
       return from_json(kBuiltinTemplates[i].json, std::string("built-in template ") + kBuiltinTemplates[i].name);
     }
   }
-  std::ifstream in(name_or_path, std::ios::binary);
-  if (!in) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(name_or_path, ec)) {
+    std::optional<PromptTemplate> t = from_checkpoint(name_or_path);
+    if (!t)
+      throw TokenizerError("prompt template \"" + name_or_path +
+                           "\": the directory has no chat template (no chat_template.jinja, chat_template.json or "
+                           "\"chat_template\" in tokenizer_config.json)");
+    return *t;
+  }
+  std::string text;
+  if (!read_file(name_or_path, text)) {
     std::string names;
     for (const std::string& n : builtin_names()) names += (names.empty() ? "" : ", ") + n;
     throw TokenizerError("prompt template \"" + name_or_path + "\" is neither a built-in (" + names +
-                         ") nor a readable file");
+                         ") nor a readable file or checkpoint directory");
   }
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return from_json(buffer.str(), name_or_path);
+  if (ends_with_text(name_or_path, ".jinja")) return from_jinja(text, name_or_path);
+  if (ends_with_text(name_or_path, "tokenizer_config.json") || ends_with_text(name_or_path, "chat_template.json"))
+    return from_tokenizer_config(text, name_or_path);
+  return from_json(text, name_or_path);
+}
+
+PromptTemplate PromptTemplate::resolve(const std::string& name_or_path, const std::string& checkpoint_dir) {
+  if (!name_or_path.empty()) return load(name_or_path);
+  if (!checkpoint_dir.empty()) {
+    if (std::optional<PromptTemplate> t = from_checkpoint(checkpoint_dir)) return *t;
+  }
+  std::string names;
+  for (const std::string& n : builtin_names()) names += (names.empty() ? "" : ", ") + n;
+  throw TokenizerError("no prompt template: the checkpoint " +
+                       (checkpoint_dir.empty() ? std::string("(none given)") : "\"" + checkpoint_dir + "\"") +
+                       " has no chat template; name one: a built-in (" + names + ") or a template file");
 }
 
 std::string PromptTemplate::render(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                                    const Tokenizer& tokenizer) const {
+  return render(messages, add_generation_prompt, tokenizer, nlohmann::ordered_json());
+}
+
+std::string PromptTemplate::render(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                   const Tokenizer& tokenizer, const nlohmann::ordered_json& variables) const {
+  if (jinja_) {
+    nlohmann::ordered_json context = nlohmann::ordered_json::object();
+    nlohmann::ordered_json list = nlohmann::ordered_json::array();
+    for (const ChatMessage& m : messages) {
+      nlohmann::ordered_json message = {{"role", m.role}, {"content", m.content}};
+      if (m.reasoning_content) message["reasoning_content"] = *m.reasoning_content;
+      if (!m.tool_calls.is_null()) message["tool_calls"] = m.tool_calls;
+      if (m.extra.is_object())
+        for (auto it = m.extra.begin(); it != m.extra.end(); ++it) message[it.key()] = it.value();
+      list.push_back(std::move(message));
+    }
+    context["messages"] = std::move(list);
+    context["add_generation_prompt"] = add_generation_prompt;
+    const auto role_token = [&](const std::optional<std::string>& configured, int32_t id) -> nlohmann::ordered_json {
+      if (configured) return *configured;
+      if (id >= 0) return tokenizer.id_to_token(id);
+      return nullptr;
+    };
+    const nlohmann::ordered_json bos = role_token(bos_token_, tokenizer.bos_id());
+    const nlohmann::ordered_json eos = role_token(eos_token_, tokenizer.eos_id());
+    if (!bos.is_null()) context["bos_token"] = bos;
+    if (!eos.is_null()) context["eos_token"] = eos;
+    if (variables.is_object())
+      for (auto it = variables.begin(); it != variables.end(); ++it) context[it.key()] = it.value();
+    jinja::RenderOptions options;
+    options.now = now_;
+    return jinja_->render(context, options);
+  }
   std::string out;
   expand(begin_, "", tokenizer, out);
   for (size_t i = 0; i < messages.size(); ++i) {
