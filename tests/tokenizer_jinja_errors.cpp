@@ -38,7 +38,7 @@ TEST_CASE("jinja errors: unsupported and unknown tags, unclosed and stray blocks
   // lstrip_blocks removes the indentation, the position is still the template's own.
   CHECK(jinja_err_message("a\n  {% include 'x.j2' %}") ==
         "t:2:6: unsupported tag {% include %} (chat templates may use set, if/elif/else, for/else, macro, break, continue)");
-  CHECK(jinja_err_message("{% generation %}x{% endgeneration %}").rfind("t:1:4: unsupported tag {% generation %}", 0) == 0);
+  CHECK(jinja_err_message("{% call f() %}x{% endcall %}").rfind("t:1:4: unsupported tag {% call %}", 0) == 0);
   CHECK(jinja_err_message("{% frobnicate %}").rfind("t:1:4: unknown tag {% frobnicate %}", 0) == 0);
   CHECK(jinja_err_message("{% for m in messages %}\n{{ m }}") ==
         "t:1:1: unclosed {% for %}: the template ends before {% endfor %} or {% else %}");

@@ -29,6 +29,10 @@ TEST_CASE("jinja: text, whitespace control, lstrip_blocks and trim_blocks") {
   CHECK(jinja_sem_render("x {#- a comment -#} y") == "xy");
   CHECK(jinja_sem_render("x\n{%- if true -%}\n\n y{% endif %}") == "xy");
   CHECK(jinja_sem_render("{{ 'a' }}\n{{ 'b' }}") == "a\nb");  // expressions keep their newline
+  // {% generation %} markers (assistant masks in TRL-style templates) are dropped with the whitespace
+  // around them unless a '-' says otherwise, as the reference does.
+  CHECK(jinja_sem_render("a {% generation %}b{% endgeneration %} c|x\n  {%- generation -%}  y  {% endgeneration -%}\n z") ==
+        "a b c|xy  z");
 }
 
 TEST_CASE("jinja: if / elif / else and the ternary") {

@@ -48,8 +48,49 @@ Preprocessed preprocess(const std::string& source) {
     out.text += t[k];
     out.origin.push_back(lstripped.origin[k]);
   }
-  out.origin.push_back(n);  // the end
-  return out;
+  // {% generation %} and {% endgeneration %} (assistant-mask markers of TRL-style templates) go, as in
+  // the reference: /(\s*){%(-?)\s*(?:end)?generation\s*(-?)%}(\s*)/gs -> (lstrip ? "" : $1) + (rstrip ? "" : $4)
+  Preprocessed stripped;
+  const std::string& u = out.text;
+  const auto skip_space = [&](size_t k) {
+    while (size_t w = js_space_at(u, k)) k += w;
+    return k;
+  };
+  for (size_t i = 0; i < u.size();) {
+    const size_t open = skip_space(i);
+    size_t k = open;
+    bool matched = u.compare(k, 2, "{%") == 0;
+    bool lstrip = false, rstrip = false;
+    if (matched) {
+      k += 2;
+      lstrip = k < u.size() && u[k] == '-';
+      k = skip_space(k + (lstrip ? 1 : 0));
+      if (u.compare(k, 3, "end") == 0 && u.compare(k + 3, 10, "generation") == 0) k += 3;
+      matched = u.compare(k, 10, "generation") == 0;
+      k = skip_space(k + 10);
+      rstrip = matched && k < u.size() && u[k] == '-';
+      if (rstrip) ++k;
+      matched = matched && u.compare(k, 2, "%}") == 0;
+    }
+    if (!matched) {
+      stripped.text += u[i];
+      stripped.origin.push_back(out.origin[i]);
+      ++i;
+      continue;
+    }
+    const size_t close = k + 2, after = skip_space(close);
+    const auto keep = [&](size_t from, size_t to) {
+      for (size_t q = from; q < to; ++q) {
+        stripped.text += u[q];
+        stripped.origin.push_back(out.origin[q]);
+      }
+    };
+    if (!lstrip) keep(i, open);
+    if (!rstrip) keep(close, after);
+    i = after;
+  }
+  stripped.origin.push_back(n);  // the end
+  return stripped;
 }
 
 class Lexer {
