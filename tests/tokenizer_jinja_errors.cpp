@@ -67,6 +67,8 @@ TEST_CASE("jinja errors: failures while rendering name the expression's position
         "t:1:16: cannot apply filter 'trim' to a none");
   CHECK(jinja_err_message("{% for x in 5 %}{% endfor %}") == "t:1:13: cannot loop over a int");
   CHECK(jinja_err_message("{% set d = {} %}{% set d.x = 1 %}") == "t:1:25: can only set attributes of a namespace(), not of a dict");
+  CHECK(jinja_err_message("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}") ==
+        "t:1:20: macro 'f' nested deeper than 200 calls");
 }
 
 TEST_CASE("jinja errors: a checkpoint's template names the file and JSON path") {

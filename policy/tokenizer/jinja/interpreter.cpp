@@ -1081,6 +1081,15 @@ class Interpreter {
   void define_macro(const Node& n, Env& env) {
     const Node* macro = &n;
     env.set(n.text, Value::function([this, macro](const Args& args, Env& caller) {
+              // A macro calling itself without end would overflow the stack: stop at a depth no chat
+              // template comes near.
+              if (macro_depth_ >= kMaxMacroDepth)
+                eval_fail("macro '" + macro->text + "' nested deeper than " + std::to_string(kMaxMacroDepth) + " calls");
+              ++macro_depth_;
+              struct Unwind {
+                int& depth;
+                ~Unwind() { --depth; }
+              } unwind{macro_depth_};
               Env scope{&caller, {}};
               std::vector<std::pair<std::string, const Node*>> defaults;
               std::vector<std::pair<std::string, Value>> keywords = args.keywords;
@@ -1108,8 +1117,10 @@ class Interpreter {
             }));
   }
 
+  static constexpr int kMaxMacroDepth = 200;
   const std::string& origin_;
   RenderOptions options_;
+  int macro_depth_ = 0;
 };
 
 }  // namespace
