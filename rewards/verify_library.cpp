@@ -49,6 +49,14 @@ int verify_extract_tag(lua_State* state) {
   return push_optional_text(state, extract_tag(text, tag));
 }
 
+// verify.extract_answer(text [, last_number]) -> the final answer of free text (rewards/text_extract.h),
+// or nil; last_number = false leaves out the last-number fallback.
+int verify_extract_answer(lua_State* state) {
+  const std::string_view text = lua_text_argument(state, 1, "verify.extract_answer");
+  const bool number_fallback = lua_isnoneornil(state, 2) || lua_toboolean(state, 2);
+  return push_optional_text(state, extract_answer(text, number_fallback));
+}
+
 // The last number as Lua reads it: an integer when the text is one that fits, a float otherwise.
 int verify_last_number(lua_State* state) {
   const std::string_view text = lua_text_argument(state, 1, "verify.last_number");
@@ -318,6 +326,7 @@ void open_verify_library(lua_State* state) {
   const luaL_Reg functions[] = {
       {"extract_boxed", lua_trampoline<verify_extract_boxed>},
       {"extract_tag", lua_trampoline<verify_extract_tag>},
+      {"extract_answer", lua_trampoline<verify_extract_answer>},
       {"last_number", lua_trampoline<verify_last_number>},
       {"script_ratio", lua_trampoline<verify_script_ratio>},
       {"reasoning", lua_trampoline<verify_reasoning>},

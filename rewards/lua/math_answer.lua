@@ -8,14 +8,27 @@
 -- (a full reference solution) is reduced to its boxed part. See verify.math_equal for what counts
 -- as equal.
 --
+-- With extract = true the answer is found the way free text writes it (verify.extract_answer): the
+-- last \boxed{} (adjacent boxes joined), else the last $...$ / \[...\] / \(...\) span or "final answer
+-- is X" / "answer: X" phrase, else the last number; inside the last <answer> block when there is one.
+--
 -- Usage: rule = require("math_answer")()  or  require("math_answer"){ field = "solution" }
+--        require("math_answer"){ extract = true }
 return function(options)
   options = options or {}
   local field = options.field or "answer"
   local tolerance = options.tolerance
+  local extract = options.extract
+  if extract ~= nil and type(extract) ~= "boolean" then
+    error("math_answer: option 'extract' must be true or false, got " .. type(extract))
+  end
 
   local function predicted_answer(completion)
     local tagged = verify.extract_tag(completion, "answer")
+    if extract then
+      if tagged then return verify.extract_answer(tagged) or tagged end
+      return verify.extract_answer(completion)
+    end
     if tagged then return verify.extract_boxed(tagged) or tagged end
     return verify.extract_boxed(completion)
   end
