@@ -87,7 +87,9 @@ std::vector<MetricSeries> read_metric_series(const std::string& metrics_jsonl) {
 const std::vector<std::vector<std::string>>& report_metric_names() {
   static const std::vector<std::vector<std::string>> names = {
       {"reward"}, {"accuracy", "rewards/accuracy"}, {"completion_length/mean", "completion_length"},
-      {"kl"}, {"entropy"}, {"loss"}};
+      {"kl"}, {"entropy"}, {"loss"},
+      // grpo.distill (docs/distillation.md): per-token KL to the teacher, log-prob gap, argmax agreement.
+      {"distill/kl"}, {"distill/reverse_kl"}, {"distill/logprob_gap"}, {"distill/argmax_agreement"}};
   return names;
 }
 

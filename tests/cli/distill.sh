@@ -98,6 +98,12 @@ print(f"on_policy reverse KL: first {first:.3f} last {last:.3f}")
 sys.exit(0 if last < 0.5 * first else 1)
 PY
 
+# grpo report draws the distillation curves.
+"$grpo" report "$dir/run" > /dev/null 2>&1 || fail "grpo report failed"
+for chart in logits_distill_kl logits_distill_logprob_gap logits_distill_argmax_agreement on_policy_distill_reverse_kl; do
+  ls "$dir/run/report" | grep -q "^$chart" || { ls "$dir/run/report"; fail "the report has no $chart chart"; }
+done
+
 # A rerun returns the recorded results without training again.
 "$grpo" run "$dir/exp.lua" --out "$dir/run" > "$dir/out2" 2> "$dir/log2" || { cat "$dir/log2"; fail "rerun failed"; }
 grep -q "finished in an earlier run" "$dir/log2" || fail "the rerun did not reuse the stage records"
