@@ -7,8 +7,9 @@
 //   node scripts/jinja_reference.mjs render TEMPLATE_FILE VARIABLES_JSON   one rendering, to stdout
 //
 // Templates: the tokenizer_config.json files of the npm packages (Qwen3, DeepSeek-V3, Llama-3,
-// Llama-3.1, Gemma-3) and tests/fixtures/tokenizer/chat_templates/*.json (Qwen2.5, Mixtral, Phi-3.5,
-// Phi-4-mini, Llama-3.2, transcribed from the models' tokenizer_config.json; no npm package ships them).
+// Llama-3.1, Gemma-3) and tests/fixtures/tokenizer/chat_templates/*.json (Qwen2.5, Mixtral, Mistral-7B
+// v0.3, Phi-3.5, Phi-4-mini, Llama-3.2, DeepSeek-R1, transcribed from the models' tokenizer_config.json;
+// no npm package ships them).
 // strftime_now() sees a fixed time, 2026-01-15 12:00 UTC, as the C++ test passes it.
 import fs from "node:fs";
 import path from "node:path";
@@ -44,6 +45,8 @@ const TEMPLATES = {
   phi3_5: path.join(fixtures, "chat_templates/phi3_5.json"),
   phi4_mini: path.join(fixtures, "chat_templates/phi4_mini.json"),
   llama3_2: path.join(fixtures, "chat_templates/llama3_2.json"),
+  deepseek_r1: path.join(fixtures, "chat_templates/deepseek_r1.json"),
+  mistral_v0_3: path.join(fixtures, "chat_templates/mistral_v0_3.json"),
 };
 
 // A role token as text: a string, or an AddedToken object's content.
