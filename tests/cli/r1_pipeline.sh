@@ -15,7 +15,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 run=$dir/run
 "$grpo" run "$root/examples/r1/r1.lua" --out "$run" \
   --set pretrain.steps=60 --set train.steps=2 --set train.prompts_per_step=2 --set train.group_size=2 \
-  --set sft.steps=20 --set rejection_sample.n=2 --set eval.n=2 --set eval.max_new_tokens=48 > "$dir/out" 2> "$dir/log" ||
+  --set sft.steps=20 --set eval.n=2 --set eval.max_new_tokens=48 > "$dir/out" 2> "$dir/log" ||
   { tail -30 "$dir/log"; cat "$dir/out"; fail "r1.lua failed"; }
 
 for f in init/config.json base/model.safetensors r1_zero/model.safetensors r1_zero/metrics.jsonl \
