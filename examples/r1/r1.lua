@@ -11,7 +11,7 @@
 -- See examples/r1/README.md.
 --
 --   grpo run examples/r1/r1.lua                  (12.9 CPU-minutes; 34.5 minutes on 2 busy cores)
---   grpo report runs/r1                          (curves: length and verification share during RL)
+--   grpo report runs/r1                          (curves: reward, accuracy, length per stage)
 local task = require("task")
 
 local S = {
