@@ -136,3 +136,30 @@ TEST_CASE("conversations of real tokenizers: the text transformers renders, and 
   }
   MESSAGE(checked << " conversations checked");
 }
+
+TEST_CASE("a Jinja chat template: assistant turns found by rendering prefixes, the same tokens as the JSON template") {
+  const char* source = "{% for m in messages %}{% if m.role == 'system' %}<s>{{ m.content }}\n"
+                       "{% elif m.role == 'user' %}<u>{{ m.content }}\n"
+                       "{% else %}<a>{{ m.content }}{{ eos_token }}{% endif %}{% endfor %}"
+                       "{% if add_generation_prompt %}<a>{% endif %}";
+  const ConversationRenderer jinja(PromptTemplate::from_jinja(source, "test.jinja"), conversation_tokenizer());
+  const json record = {{"messages", json::array({conversation_message("system", "ab"), conversation_message("user", "cd"),
+                                                 conversation_message("assistant", "ef"), conversation_message("user", "g"),
+                                                 conversation_message("assistant", "h")})}};
+  const SftExample e = jinja.training_example(record, 1);
+  CHECK(e.prompt_ids == conversation_ids({"<s>", "a", "b", "\n", "<u>", "c", "d", "\n", "<a>"}));
+  CHECK(e.completion_ids == conversation_ids({"e", "f", "<eos>", "<u>", "g", "\n", "<a>", "h", "<eos>"}));
+  CHECK(e.completion_mask == std::vector<uint8_t>{1, 1, 1, 0, 0, 0, 0, 1, 1});
+  const RenderedConversation p = jinja.prompt(record, 1);
+  CHECK(p.text == "<s>ab\n<u>cd\n<a>ef<eos><u>g\n<a>");
+  CHECK(p.ids == conversation_renderer().prompt(record, 1).ids);
+
+  // A template that writes the last message otherwise than the others has no stable turn boundaries.
+  const ConversationRenderer odd(
+      PromptTemplate::from_jinja("{% for m in messages %}{% if loop.last %}<a>{{ m.content }}{% else %}{{ m.content }}{% endif %}{% endfor %}",
+                                 "odd.jinja"),
+      conversation_tokenizer());
+  const json turns = {{"messages", json::array({conversation_message("user", "a"), conversation_message("assistant", "b")})}};
+  CHECK_THROWS_WITH_AS(odd.training_example(turns, 4), doctest::Contains("message 2: this chat template does not write"),
+                       std::invalid_argument);
+}

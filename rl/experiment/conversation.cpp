@@ -44,6 +44,7 @@ bool is_conversational(const json& record) {
 
 ConversationRenderer::ConversationRenderer(PromptTemplate chat_template, Tokenizer tokenizer)
     : template_(std::move(chat_template)), tokenizer_(std::move(tokenizer)) {
+  if (template_.is_jinja()) return;  // a Jinja template is rendered whole (render_jinja)
   begin_ = template_.render({}, /*add_generation_prompt=*/false, tokenizer_);
   generation_prompt_ = template_.render({}, /*add_generation_prompt=*/true, tokenizer_).substr(begin_.size());
 }
@@ -64,8 +65,43 @@ void ConversationRenderer::append(RenderedConversation& out, const std::string& 
   out.assistant.insert(out.assistant.end(), ids.size(), target ? 1 : 0);
 }
 
+RenderedConversation ConversationRenderer::render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                                        size_t trained_from) const {
+  const std::string full = template_.render(messages, add_generation_prompt, tokenizer_);
+  // A trained assistant turn k is what the conversation up to k adds to the turns before it with the
+  // generation prompt: both renders must be prefixes of the whole, as they are for templates that
+  // write turn after turn.
+  std::vector<std::pair<size_t, size_t>> spans;  // [begin, end) of the trained turns in `full`
+  for (size_t k = trained_from; k < messages.size(); ++k) {
+    if (messages[k].role != "assistant") continue;
+    const std::vector<ChatMessage> before(messages.begin(), messages.begin() + static_cast<std::ptrdiff_t>(k));
+    const std::vector<ChatMessage> through(messages.begin(), messages.begin() + static_cast<std::ptrdiff_t>(k + 1));
+    const std::string asked = template_.render(before, /*add_generation_prompt=*/true, tokenizer_);
+    const std::string answered = template_.render(through, /*add_generation_prompt=*/false, tokenizer_);
+    const bool nested = answered.size() > asked.size() && answered.compare(0, asked.size(), asked) == 0 &&
+                        full.compare(0, answered.size(), answered) == 0 && (spans.empty() || asked.size() >= spans.back().second);
+    if (!nested)
+      throw std::invalid_argument(fmt::format(
+          "message {}: this chat template does not write the conversation turn after turn (the text up to this "
+          "assistant turn is not a prefix of the whole), so its assistant tokens cannot be told apart; give a JSON "
+          "template (option \"template\", e.g. a built-in)",
+          k + 1));
+    spans.push_back({asked.size(), answered.size()});
+  }
+  RenderedConversation out;
+  size_t at = 0;
+  for (const auto& [first, last] : spans) {
+    append(out, full.substr(at, first - at), /*allow_special=*/true, /*target=*/false);
+    append(out, full.substr(first, last - first), /*allow_special=*/true, /*target=*/true);
+    at = last;
+  }
+  append(out, full.substr(at), /*allow_special=*/true, /*target=*/false);
+  return out;
+}
+
 RenderedConversation ConversationRenderer::render(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                                                   size_t trained_from) const {
+  if (template_.is_jinja()) return render_jinja(messages, add_generation_prompt, trained_from);
   RenderedConversation out;
   append(out, begin_, /*allow_special=*/true, /*target=*/false);
   for (size_t k = 0; k < messages.size(); ++k) {
@@ -137,9 +173,18 @@ std::optional<PromptTemplate> stage_template(StageOptions& o) {
 
 ConversationRenderer stage_conversation_renderer(StageOptions& o, const Tokenizer& tok, size_t record_number) {
   std::optional<PromptTemplate> chat = stage_template(o);
+  // Without the option: the model's own chat template, as transformers' apply_chat_template uses it.
+  if (!chat && stage_spec(o.stage()).find("model") && o.has("model")) {
+    try {
+      chat = PromptTemplate::from_checkpoint(o.string("model"));
+    } catch (const TokenizerError& e) {
+      o.fail(fmt::format("the chat template of the model {}: {}", o.string("model"), e.what()));
+    }
+  }
   if (!chat)
-    o.fail(fmt::format("record {} is a conversation (a \"messages\" or \"prompt\" list), which needs option \"template\": "
-                       "a built-in ({}) or a template file",
+    o.fail(fmt::format("record {} is a conversation (a \"messages\" or \"prompt\" list), which needs a chat template: "
+                       "the model has none, so give option \"template\": a built-in ({}), a template file or a "
+                       "checkpoint directory",
                        record_number, fmt::join(PromptTemplate::builtin_names(), ", ")));
   return ConversationRenderer(std::move(*chat), tok);
 }

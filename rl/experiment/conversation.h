@@ -17,10 +17,14 @@
 //    example, is context). Of a trained turn, its content and what the template writes after it (the
 //    end-of-turn marker, e.g. "<|im_end|>" or {eos}) are targets; the role header before it is not.
 //
-// Tokens: the template's begin text, then each message as three parts — the role header, the content,
-// the text after the content — and, for a prompt, the generation prompt; each part is encoded on its
-// own, markers with special tokens allowed, contents without (a message cannot forge a marker). BOS is
-// what the template's "begin" says ({bos}); none is added otherwise.
+// Tokens, with a JSON template: the template's begin text, then each message as three parts — the role
+// header, the content, the text after the content — and, for a prompt, the generation prompt; each part
+// is encoded on its own, markers with special tokens allowed, contents without (a message cannot forge a
+// marker). BOS is what the template's "begin" says ({bos}); none is added otherwise. With a Jinja chat
+// template (the model's own, the default): the text is rendered whole and encoded with special tokens
+// allowed, as transformers does, in pieces cut at the trained turns; assistant turn k is what rendering
+// turns 0..k adds to turns 0..k-1 with the generation prompt (an error names the message when a template
+// does not write turns as prefixes of each other, e.g. one that drops earlier reasoning).
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -69,6 +73,10 @@ class ConversationRenderer {
     std::string before, after;
   };
   RoleParts role_parts(const std::string& role) const;
+  // A Jinja chat template: the whole text rendered at once and encoded in the pieces between trained
+  // turns; turn k's span is what rendering turns 0..k adds to turns 0..k-1 with the generation prompt.
+  RenderedConversation render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                    size_t trained_from) const;
   void append(RenderedConversation& out, const std::string& text, bool allow_special, bool target) const;
 
   PromptTemplate template_;
@@ -76,9 +84,10 @@ class ConversationRenderer {
   std::string begin_, generation_prompt_;
 };
 
-// The renderer of a stage's conversational records: its option "template" (a built-in name or a template
-// file). Throws LuaError naming the stage when the option is not given (record_number names the first
-// conversational record) or the template cannot be loaded.
+// The renderer of a stage's conversational records: its option "template" (a built-in name, a template
+// file, a Jinja template or a checkpoint's), else the chat template of the stage's model (Jinja, as
+// transformers reads it). Throws LuaError naming the stage when there is neither (record_number names
+// the first conversational record) or the template cannot be loaded.
 ConversationRenderer stage_conversation_renderer(StageOptions& o, const Tokenizer& tok, size_t record_number);
 
 // The stop strings of the stage's template (none without the option): the rollout stops at them.

@@ -47,8 +47,8 @@ OptionSpec data_option() { return required_option("data", kPath | kTable, "a JSO
 OptionSpec stop_option() { return computed_option("stop", kString, "none", "a stop string; EOS always stops"); }
 
 OptionSpec template_option() {
-  return computed_option("template", kString, "none",
-                         "prompt template (built-in name or file) for conversational records");
+  return computed_option("template", kString, "model's chat template",
+                         "chat template for conversational records: a built-in, a file or a checkpoint");
 }
 
 // grpo.rejection_sample: grpo.sample's options (more samples per prompt, `out` a directory) and what to keep.

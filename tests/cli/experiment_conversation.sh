@@ -2,7 +2,8 @@
 # Conversational records end to end: grpo.sft on a mix of `messages`, prompt/completion lists and plain
 # text counts as loss tokens exactly the assistant turns (and the text completions), grpo.sample renders
 # a multi-turn conversation up to its last user turn with the template's generation prompt, and a
-# conversation without a template is an error naming the record and the built-ins.
+# conversation without a template, for a model without a chat template of its own, is an error naming
+# the record and the built-ins.
 set -euo pipefail
 grpo=$1
 dir=$(mktemp -d)
@@ -41,6 +42,6 @@ LUA
 # Loss tokens: d<eos> f<eos> twice (8), d d <eos> (3), and the text record's a b <eos> (3).
 grep -q "^sft_tokens	14$" "$dir/out" || fail "SFT loss tokens: $(grep sft_tokens "$dir/out") (expected 14)"
 grep -q "^sample_prompt	<bos><u>c|<a>d<eos><u>e|<a>$" "$dir/out" || fail "rendered prompt: $(grep sample_prompt "$dir/out")"
-grep -q '^no_template	false	.*grpo.sample: record 1 is a conversation.*needs option "template": a built-in (.*qwen.*) or a template file' "$dir/out" \
+grep -q '^no_template	false	.*grpo.sample: record 1 is a conversation.*needs a chat template: the model has none, so give option "template": a built-in (.*qwen.*)' "$dir/out" \
   || fail "unclear error: $(grep no_template "$dir/out")"
 echo ok
