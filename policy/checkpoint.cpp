@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include <regex>
 #include <set>
 
+#include "policy/file_set_commit.h"
 #include "policy/fp8_blocks.h"
 
 namespace grpo {
@@ -99,6 +101,46 @@ torch::Tensor dequantized_weight(const CheckpointWeights& weights, const std::st
   return out;
 }
 
+const char* torch_dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::BF16: return "bfloat16";
+    case DType::F16: return "float16";
+    default: return "float32";
+  }
+}
+
+// What transformers' GenerationConfig.from_model_config writes: the ids that start and end a text.
+std::string generation_config_json(const ModelConfig& c) {
+  nlohmann::json j = {{"_from_model_config", true}};
+  auto ids = [](const std::vector<int64_t>& v) { return v.size() == 1 ? nlohmann::json(v[0]) : nlohmann::json(v); };
+  if (!c.bos_token_ids.empty()) j["bos_token_id"] = ids(c.bos_token_ids);
+  if (!c.eos_token_ids.empty()) j["eos_token_id"] = ids(c.eos_token_ids);
+  return j.dump(2) + "\n";
+}
+
+void write_text_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out) throw SafetensorsError(fmt::format("{}: write failed", path));
+}
+
+// The weight files a checkpoint directory holds now: model.safetensors, the index and every shard it names.
+std::vector<std::string> weight_files(const std::string& directory) {
+  std::vector<std::string> files;
+  if (fs::exists(directory + "/model.safetensors")) files.push_back("model.safetensors");
+  const std::string index_path = directory + "/model.safetensors.index.json";
+  if (fs::exists(index_path)) {
+    files.push_back("model.safetensors.index.json");
+    std::ifstream in(index_path);
+    const nlohmann::json index = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (index.is_object() && index.contains("weight_map") && index["weight_map"].is_object())
+      for (const auto& [name, file] : index["weight_map"].items())
+        if (file.is_string() && std::find(files.begin(), files.end(), file.get<std::string>()) == files.end())
+          files.push_back(file.get<std::string>());
+  }
+  return files;
+}
+
 }  // namespace
 
 WeightFormat load_weight_format(const std::string& config_path) {
@@ -163,6 +205,7 @@ void load_weights(CausalLM& model, const CheckpointWeights& weights, LoadReport*
 }
 
 CausalLM load_checkpoint(const std::string& directory, LoadReport* report) {
+  recover_interrupted_commit(directory);  // a save a crash interrupted: finished or undone first
   ModelConfig config = load_model_config(directory + "/config.json");
   const WeightFormat format = load_weight_format(directory + "/config.json");
   CheckpointWeights weights = CheckpointWeights::open(directory);
@@ -175,8 +218,11 @@ CausalLM load_checkpoint(const std::string& directory, LoadReport* report) {
 }
 
 void save_checkpoint(CausalLM& model, const std::string& directory, const SaveOptions& options) {
-  fs::create_directories(directory);
-  save_model_config(model->config(), directory + "/config.json");
+  // Every file of the checkpoint is staged, then all replace the old ones at one commit point, so a crash
+  // mid-save leaves the previous checkpoint or this one (policy/file_set_commit.h).
+  FileSetCommit files(directory);
+  write_text_file(files.staged_path("config.json"), model_config_to_json(model->config(), torch_dtype_name(options.dtype)));
+  write_text_file(files.staged_path("generation_config.json"), generation_config_json(model->config()));
 
   std::vector<torch::Tensor> keep_alive;
   std::vector<TensorToWrite> tensors;
@@ -191,34 +237,38 @@ void save_checkpoint(CausalLM& model, const std::string& directory, const SaveOp
   }
   const std::map<std::string, std::string> metadata = {{"format", "pt"}};
 
-  const std::string index_path = directory + "/model.safetensors.index.json";
+  // The weight files of the previous checkpoint: whichever the new one does not overwrite go at the commit.
+  const std::vector<std::string> old_files = weight_files(directory);
+  std::vector<std::string> new_files;
   if (total_bytes <= options.max_shard_bytes) {
-    write_safetensors(directory + "/model.safetensors", tensors, metadata);
-    fs::remove(index_path);  // a stale index would shadow the single file
-    return;
-  }
-  // Greedy sharding in name order, as transformers does: a new shard when the next tensor would overflow.
-  std::sort(tensors.begin(), tensors.end(), [](const TensorToWrite& a, const TensorToWrite& b) { return a.name < b.name; });
-  std::vector<std::vector<TensorToWrite>> shards(1);
-  int64_t shard_bytes = 0;
-  for (const TensorToWrite& t : tensors) {
-    if (shard_bytes > 0 && shard_bytes + static_cast<int64_t>(t.nbytes) > options.max_shard_bytes) {
-      shards.emplace_back();
-      shard_bytes = 0;
+    write_safetensors(files.staged_path("model.safetensors"), tensors, metadata);
+    new_files.push_back("model.safetensors");
+  } else {
+    // Greedy sharding in name order, as transformers does: a new shard when the next tensor would overflow.
+    std::sort(tensors.begin(), tensors.end(), [](const TensorToWrite& a, const TensorToWrite& b) { return a.name < b.name; });
+    std::vector<std::vector<TensorToWrite>> shards(1);
+    int64_t shard_bytes = 0;
+    for (const TensorToWrite& t : tensors) {
+      if (shard_bytes > 0 && shard_bytes + static_cast<int64_t>(t.nbytes) > options.max_shard_bytes) {
+        shards.emplace_back();
+        shard_bytes = 0;
+      }
+      shards.back().push_back(t);
+      shard_bytes += static_cast<int64_t>(t.nbytes);
     }
-    shards.back().push_back(t);
-    shard_bytes += static_cast<int64_t>(t.nbytes);
+    nlohmann::json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", nlohmann::json::object()}};
+    for (size_t i = 0; i < shards.size(); ++i) {
+      std::string file = fmt::format("model-{:05d}-of-{:05d}.safetensors", i + 1, shards.size());
+      write_safetensors(files.staged_path(file), shards[i], metadata);
+      new_files.push_back(file);
+      for (const TensorToWrite& t : shards[i]) index["weight_map"][t.name] = file;
+    }
+    write_text_file(files.staged_path("model.safetensors.index.json"), index.dump(2) + "\n");
+    new_files.push_back("model.safetensors.index.json");
   }
-  nlohmann::json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", nlohmann::json::object()}};
-  for (size_t i = 0; i < shards.size(); ++i) {
-    std::string file = fmt::format("model-{:05d}-of-{:05d}.safetensors", i + 1, shards.size());
-    write_safetensors(directory + "/" + file, shards[i], metadata);
-    for (const TensorToWrite& t : shards[i]) index["weight_map"][t.name] = file;
-  }
-  std::ofstream out(index_path);
-  out << index.dump(2) << "\n";
-  if (!out) throw SafetensorsError(fmt::format("{}: write failed", index_path));
-  fs::remove(directory + "/model.safetensors");  // the index now describes the weights
+  for (const std::string& old : old_files)
+    if (std::find(new_files.begin(), new_files.end(), old) == new_files.end()) files.remove_on_commit(old);
+  files.commit();
 }
 
 }  // namespace grpo

@@ -20,7 +20,10 @@ struct SaveOptions {
   int64_t max_shard_bytes = int64_t{5} << 30;
 };
 
-// Writes config.json and the weights. Existing files of the same names are replaced atomically.
+// Writes config.json (torch_dtype: the weights' dtype), generation_config.json and the weights (one file,
+// or shards and an index above max_shard_bytes). The previous checkpoint in the directory is replaced as a
+// whole at one commit point: a crash mid-save leaves it or the new one (policy/file_set_commit.h), and
+// shards it had that the new one has not are deleted.
 void save_checkpoint(CausalLM& model, const std::string& directory, const SaveOptions& options = {});
 
 struct LoadReport {

@@ -343,7 +343,7 @@ const char* topk_method_name(MoeTopkMethod m) {
 
 }  // namespace
 
-std::string model_config_to_json(const ModelConfig& c) {
+std::string model_config_to_json(const ModelConfig& c, const std::string& torch_dtype) {
   json j;
   j["architectures"] = {architecture_name(c)};
   j["model_type"] = c.model_type;
@@ -363,7 +363,7 @@ std::string model_config_to_json(const ModelConfig& c) {
   j["rope_theta"] = c.rope.theta;
   j["rope_scaling"] = rope_to_json(c.rope);
   j["hidden_act"] = "silu";
-  j["torch_dtype"] = "float32";
+  j["torch_dtype"] = torch_dtype;
   if (c.uses_mla()) {
     j["rope_interleave"] = c.rope.layout == RopeLayout::Interleaved;
     j["q_lora_rank"] = c.mla.q_lora_rank > 0 ? json(c.mla.q_lora_rank) : json(nullptr);

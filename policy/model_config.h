@@ -115,7 +115,8 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
 ModelConfig load_model_config(const std::string& path);
 
 // Serialises with transformers' key names for the family, so the file loads in transformers.
-std::string model_config_to_json(const ModelConfig& config);
+// config.json text; torch_dtype names the dtype the weights are saved in ("float32", "bfloat16", "float16").
+std::string model_config_to_json(const ModelConfig& config, const std::string& torch_dtype = "float32");
 void save_model_config(const ModelConfig& config, const std::string& path);
 
 // Checks cross-key invariants (divisibility, ranges). Throws ConfigError naming the key and `source`.

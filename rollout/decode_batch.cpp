@@ -1,5 +1,7 @@
 #include "rollout/decode_batch.h"
 
+#include <limits>
+
 #include <algorithm>
 #include <utility>
 
@@ -186,7 +188,15 @@ void DecodeBatch::sample_rows(std::vector<Row>& rows, const torch::Tensor& logit
   std::vector<double> uniforms;
   for (const Row& row : rows)
     uniforms.push_back(sampling_uniform(row.seed, static_cast<int64_t>(row.completion.size())));
-  torch::Tensor tokens = sample_tokens(logits, uniforms, options_.sampling);
+  // Ids past the tokenizer's vocabulary (embeddings padded to a round size, as Qwen's are) decode to
+  // nothing: they are never sampled. Their log-probs stay in the reported ones' normaliser, which is
+  // the trainer's log_softmax over the whole vocabulary (the padded rows' mass is what training sees).
+  torch::Tensor allowed = logits;
+  if (tokenizer_ && tokenizer_->vocab_size() < logits.size(-1)) {
+    allowed = logits.clone();
+    allowed.narrow(-1, tokenizer_->vocab_size(), logits.size(-1) - tokenizer_->vocab_size()).fill_(-std::numeric_limits<float>::infinity());
+  }
+  torch::Tensor tokens = sample_tokens(allowed, uniforms, options_.sampling);
   torch::Tensor lps = sampled_token_logprobs(logits, tokens, options_.sampling).to(torch::kCPU).contiguous();  // [R]
   tokens = tokens.to(torch::kCPU).contiguous();                                                               // [R]
   auto tokens_at = tokens.accessor<int64_t, 1>();

@@ -2,8 +2,10 @@
 // shards and the index work; a missing or misshaped tensor is named in the error.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "policy/checkpoint.h"
 #include "policy_test_models.h"
@@ -139,4 +141,37 @@ TEST_CASE("loading reports missing tensors, wrong shapes and leftovers by name")
     load_checkpoint(dir, &report);
     CHECK(report.unexpected == std::vector<std::string>{"model.vision_tower.weight"});
   }
+}
+
+TEST_CASE("a saved checkpoint names its dtype in config.json and carries generation_config.json") {
+  CausalLM model = test::tiny_model(test::kTinyDeepSeekV3, 35);
+  for (const auto& [dtype, name] : std::vector<std::pair<DType, std::string>>{{DType::F32, "float32"}, {DType::BF16, "bfloat16"}}) {
+    const std::string dir = fresh_dir("dtype_" + name);
+    save_checkpoint(model, dir, {dtype});
+    std::ifstream config_file(dir + "/config.json");
+    const nlohmann::json config = nlohmann::json::parse(config_file);
+    CHECK(config["torch_dtype"] == name);
+    auto file = SafetensorsFile::open(dir + "/model.safetensors");
+    CHECK(file->find("model.embed_tokens.weight")->dtype == dtype);
+    std::ifstream generation_file(dir + "/generation_config.json");
+    const nlohmann::json generation = nlohmann::json::parse(generation_file);
+    CHECK(generation["bos_token_id"] == 0);
+    CHECK(generation["eos_token_id"] == 1);
+  }
+}
+
+TEST_CASE("saving over a sharded checkpoint removes the shards the new one does not use") {
+  CausalLM model = test::tiny_model(test::kTinyDeepSeekV2, 36);
+  const std::string dir = fresh_dir("reshard");
+  save_checkpoint(model, dir, {DType::F32, /*max_shard_bytes=*/20000});
+  REQUIRE(fs::exists(dir + "/model.safetensors.index.json"));
+  save_checkpoint(model, dir, {DType::F32});  // one file now: the index and every shard go
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(dir)) files.push_back(e.path().filename().string());
+  std::sort(files.begin(), files.end());
+  CHECK(files == std::vector<std::string>{"config.json", "generation_config.json", "model.safetensors"});
+  CausalLM loaded = load_checkpoint(dir);
+  loaded->eval();
+  model->eval();
+  CHECK(torch::equal(logits_of(model), logits_of(loaded)));
 }

@@ -152,6 +152,42 @@ TEST_CASE("a stop string split across tokens stops generation right after it") {
     CHECK(done.text.find("ba") == std::string::npos);
 }
 
+TEST_CASE("ids past a padded vocabulary's tokenizer are never sampled, greedy or not") {
+  // 61 embedding rows for a tokenizer of 7 ids (<pad>, <eos>, <unk>, a-d), and an output head that makes
+  // the padded ids the likeliest.
+  Tokenizer tok = Tokenizer::make_char_level("abcd", {"<pad>", "<eos>"});
+  const int32_t v = tok.vocab_size();
+  REQUIRE(v < 61);
+  CausalLM model = test::tiny_model(test::kTinyQwen2, 57);
+  {
+    torch::NoGradGuard no_grad;
+    torch::Tensor head = model->named_parameters()["model.embed_tokens.weight"];  // tied: the output head
+    head.narrow(0, v, 61 - v).mul_(40.0);
+  }
+  std::vector<int32_t> prompt = tok.encode("ab");
+  RolloutOptions o;
+  o.stop.max_new_tokens = 12;
+  RolloutOptions unmasked = o;
+  // Without the tokenizer the engine cannot know the padding: the padded ids do get sampled.
+  int64_t padded_without_tokenizer = 0;
+  for (const Completion& done : RolloutEngine(model, nullptr, unmasked).generate({{prompt, 8, 3}}))
+    for (int32_t id : done.completion_ids) padded_without_tokenizer += id >= v;
+  CHECK(padded_without_tokenizer > 0);
+  for (double temperature : {0.0, 1.0, 2.0}) {
+    o.sampling.temperature = temperature;
+    for (const Completion& done : RolloutEngine(model, &tok, o).generate({{prompt, 8, 3}})) {
+      for (int32_t id : done.completion_ids) CHECK(id < v);
+      // The reported log-probs are the trainer's: log_softmax over all 61 logits.
+      LogprobOptions lo;
+      lo.temperature = temperature > 0 ? temperature : 1.0;
+      const Tensor lps = token_logprobs(model, sequence_of(done), {}, lo)[0];
+      const int64_t p = static_cast<int64_t>(done.prompt_ids.size());
+      for (size_t t = 0; t < done.logprobs.size(); ++t)
+        CHECK(done.logprobs[t] == doctest::Approx(lps[p - 1 + static_cast<int64_t>(t)].item<float>()).epsilon(1e-4));
+    }
+  }
+}
+
 TEST_CASE("MoE rollouts record the experts a teacher-forced forward would use") {
   CausalLM model = test::tiny_model(test::kTinyDeepSeekV3, 56, torch::kDouble);
   RolloutOptions o;

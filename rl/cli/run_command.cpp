@@ -46,6 +46,7 @@ void add_run_command(CLI::App& app) {
     std::string device = "auto", dtype = "auto";
     bool check_only = false, no_check = false;
     std::string rerun_from;
+    std::string save_dtype = "auto";
   };
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("run", "Run an experiment script (Lua)");
@@ -59,6 +60,9 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--rerun-from", opt->rerun_from,
                   "Run this stage and the later ones again: a record number (stages/NN-name.json), a stage name, "
                   "or name:N; their records and checkpoints are set aside under RUN/stages/replaced-<time>/");
+  cmd->add_option("--save-dtype", opt->save_dtype,
+                  "Saved weights: auto (the dtype the model trains in), float32 or bfloat16")
+      ->check(CLI::IsMember({"auto", "float32", "bfloat16"}));
   cmd->add_option("--nproc", opt->nproc, "Start N local ranks of this run (data parallel on one machine)")
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--dist-timeout", opt->timeout_seconds,
@@ -79,6 +83,7 @@ void add_run_command(CLI::App& app) {
     // Checked here too, so that a typo fails once, before any rank starts (run_experiment checks again).
     parse_overrides(o.overrides);
     o.rerun_from = opt->rerun_from;
+    o.save_dtype = opt->save_dtype;
     o.check = opt->check_only ? ScriptCheck::only : opt->no_check ? ScriptCheck::skip : ScriptCheck::first;
     if (opt->check_only) {  // one process checks; nothing is launched or placed
       run_experiment(o);

@@ -109,7 +109,7 @@ int stage_sft(lua_State* L) {
   if (r.truncated > 0)
     fmt::print(stderr, "[sft] warning: {} example rows were longer than max_len = {} and were cut ({} left no completion token)\n",
                r.truncated, s.config.max_len, r.dropped);
-  if (writer) save_model(model, tok, s.out);
+  if (writer) save_model(L, model, tok, s.out);
   wait_for_outputs(L);
   const json metrics = {{"loss", r.final_loss},       {"steps", r.steps},         {"completion_tokens", r.completion_tokens},
                         {"truncated", r.truncated},   {"dropped", r.dropped},     {"skipped_updates", r.skipped_updates}};

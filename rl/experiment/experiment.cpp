@@ -37,8 +37,10 @@ std::string run_script(const ExperimentOptions& options, ExperimentState& state)
                                        {"sft", lua_trampoline<checkable<stage_sft>>},
                                        {"sample", lua_trampoline<checkable<stage_sample>>},
                                        {"distill", lua_trampoline<checkable<stage_distill>>},
+                                       {"rejection_sample", lua_trampoline<checkable<stage_rejection_sample>>},
                                        {"shuffle", lua_trampoline<checkable<lua_shuffle>>},
                                        {"split", lua_trampoline<checkable<lua_split>>},
+                                       {"mix", lua_trampoline<checkable<lua_mix>>},
                                        {"read_jsonl", lua_trampoline<checkable<lua_read_jsonl>>},
                                        {"write_jsonl", lua_trampoline<checkable<lua_write_jsonl>>},
                                        {nullptr, nullptr}};

@@ -37,6 +37,9 @@ struct ExperimentOptions {
   // Where every stage puts the models it loads (grpo run --device/--dtype; policy/device.h).
   Placement placement;
   ScriptCheck check = ScriptCheck::first;
+  // The dtype of saved weights: "auto" (the dtype the model trains in: bfloat16 on CUDA by default, else
+  // float32), "float32" or "bfloat16" (grpo run --save-dtype).
+  std::string save_dtype = "auto";
   // Run this stage and the later ones again (grpo run --rerun-from; rl/experiment/rerun_from.h): after the
   // check, their records and checkpoints are set aside. Empty: reuse and resume as recorded.
   std::string rerun_from;

@@ -32,7 +32,9 @@ int lua_mix(lua_State* L);         // grpo.mix{ {data, weight, name}, ..., n, se
 int lua_read_jsonl(lua_State* L);  // grpo.read_jsonl(path) -> list
 int lua_write_jsonl(lua_State* L); // grpo.write_jsonl(path, list) -> path
 
-// A model directory as every stage writes it: the HF checkpoint and the tokenizer.json.
-void save_model(CausalLM& model, const Tokenizer& tok, const std::string& dir);
+// A model directory as every stage writes it: the HF checkpoint (config.json, generation_config.json, the
+// weights in the run's save dtype: grpo run --save-dtype, by default the dtype the model trains in) and the
+// tokenizer files (tokenizer.json, tokenizer_config.json with its chat template).
+void save_model(lua_State* L, CausalLM& model, const Tokenizer& tok, const std::string& dir);
 
 }  // namespace grpo

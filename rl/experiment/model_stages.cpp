@@ -183,8 +183,15 @@ ProgressValues rule_failure_values(const StepMetrics& metrics) {
 
 }  // namespace
 
-void save_model(CausalLM& model, const Tokenizer& tok, const std::string& dir) {
-  save_checkpoint(model, dir);
+void save_model(lua_State* L, CausalLM& model, const Tokenizer& tok, const std::string& dir) {
+  SaveOptions options;
+  const std::string& requested = state_of(L).options.save_dtype;
+  if (requested == "bfloat16") {
+    options.dtype = DType::BF16;
+  } else if (requested == "auto") {  // the weights as they train: bf16 models save bf16, losing nothing
+    options.dtype = state_of(L).options.placement.dtype == torch::kBFloat16 ? DType::BF16 : DType::F32;
+  }
+  save_checkpoint(model, dir, options);
   tok.save(dir + "/tokenizer.json");
 }
 
@@ -193,7 +200,7 @@ namespace {
 // The end of a stage that makes a model: rank 0 saves it to `out`, every rank waits until the files are
 // there, and the stage record keeps `out` as the result the script receives.
 int return_saved_model(lua_State* L, CausalLM& model, const Tokenizer& tok, StageRecord& record, const std::string& out) {
-  if (writes_outputs(L)) save_model(model, tok, out);
+  if (writes_outputs(L)) save_model(L, model, tok, out);
   wait_for_outputs(L);
   record.mark_complete(out);
   lua_pushstring(L, out.c_str());
