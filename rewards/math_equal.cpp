@@ -561,9 +561,13 @@ std::optional<char> choice_letter(const std::string& s, bool strict) {
   const char letter = t[i++];
   if (i < t.size() && t[i] == ')') ++i;
   if (strict) return i == t.size() ? std::optional<char>(letter) : std::nullopt;
-  if (i < t.size() && (std::isalnum(static_cast<unsigned char>(t[i])) || t[i] == '_' || t[i] == '^')) {
+  // After the letter only an end, a space or punctuation: "E*2" and "E^2" are expressions, not choices.
+  if (i < t.size() && !(t[i] == ' ' || t[i] == '.' || t[i] == ':' || t[i] == ',' || t[i] == ')')) {
     return std::nullopt;
   }
+  std::size_t next = i;
+  while (next < t.size() && t[next] == ' ') ++next;
+  if (next < t.size() && std::string_view("*/+-^=<>!_").find(t[next]) != std::string_view::npos) return std::nullopt;
   return letter;
 }
 

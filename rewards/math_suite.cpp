@@ -41,6 +41,10 @@ std::vector<AnswerCase> read_answer_cases(const std::string& path) {
       if (!record["precision"].is_number_integer()) throw std::runtime_error(where() + ": 'precision' must be an integer");
       c.approximation_places = record["precision"].get<int>();
     }
+    if (record.contains("extract")) {
+      if (!record["extract"].is_boolean()) throw std::runtime_error(where() + ": 'extract' must be true or false");
+      c.extract = record["extract"].get<bool>();
+    }
     cases.push_back(c);
   }
   return cases;
@@ -63,7 +67,10 @@ Agreement measure_agreement(const std::vector<AnswerCase>& cases) {
     const std::string group = c.source.substr(0, c.source.find("::"));
     if (result.rows.empty() || result.rows.back().group != group) result.rows.push_back(AgreementRow{group});
     AgreementRow& row = result.rows.back();
-    const bool verdict = free_text_answers_equal(c.predicted, c.gold, c.number_fallback, c.approximation_places);
+    MathEqualOptions options;
+    options.approximation_places = c.approximation_places;
+    const bool verdict = c.extract ? free_text_answers_equal(c.predicted, c.gold, c.number_fallback, c.approximation_places)
+                                   : math_equal(c.predicted, c.gold, options);
     for (AgreementRow* r : {&row, &all}) {
       ++r->cases;
       if (verdict == c.expected) ++r->agree;

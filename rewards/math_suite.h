@@ -21,10 +21,11 @@ struct AnswerCase {
   // its float rounding, our approximation_places.
   bool number_fallback = true;
   int approximation_places = 6;
+  bool extract = true;  // false ("extract": false): the suite's checker compares bare answers
 };
 
 // Every line a JSON object with string fields source, gold, predicted and a boolean expected; optional
-// "targets" (a string such as "latex,expr") and "precision" (an integer).
+// "targets" (a string such as "latex,expr"), "precision" (an integer) and "extract" (a boolean).
 // Throws std::runtime_error naming the file and line for anything else.
 std::vector<AnswerCase> read_answer_cases(const std::string& path);
 

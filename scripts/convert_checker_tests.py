@@ -1,13 +1,21 @@
 #!/usr/bin/env python3
-"""Converts Math-Verify's pytest cases (gold, prediction, expected verdict) into JSON lines.
+"""Converts public answer checkers' pytest cases (gold, prediction, expected verdict) into JSON lines.
 
-Usage: scripts/convert_math_verify_tests.py MATH_VERIFY_CHECKOUT > tests/fixtures/rewards/math_verify_cases.jsonl
+Usage: scripts/convert_checker_tests.py math-verify MATH_VERIFY_CHECKOUT > tests/fixtures/rewards/math_verify_cases.jsonl
+       scripts/convert_checker_tests.py nemo-skills TEST_MATH_EQUAL_PY >> tests/fixtures/rewards/math_verify_cases.jsonl
+
+math-verify: huggingface/Math-Verify's tests/*.py.
 
 Reads tests/*.py of a huggingface/Math-Verify checkout without importing or running it: every
 @pytest.mark.parametrize whose argument names include gold, pred and expected (or result) becomes one
 line per row, with the extraction targets, float rounding, strictness and set/relation flag the test
 function passes to its checker (read from the call in the test body). Extraction-only tests (parse()
 compared with a sympy object) have no (gold, prediction) pair and are skipped.
+
+nemo-skills: NVIDIA/NeMo-Skills' tests/test_math_equal.py, whose math_equal(a, b) is called on bare
+answers (no extraction, "extract": false) in both orders: each output_pair row of test_correct_examples
+(expected true) and test_incorrect_examples (expected false) becomes two lines, one per order. Numbers
+are written as Python prints them (5/2 as "2.5"), None as "".
 """
 import ast
 import json
@@ -55,7 +63,7 @@ def main(root):
                 for index, row in enumerate(decorator.args[1].elts):
                     values = dict(zip(names, (value(element) for element in row.elts)))
                     case = {
-                        "source": f"tests/{path.name}::{function.name}[{index}]",
+                        "source": f"math-verify/tests/{path.name}::{function.name}[{index}]",
                         "gold": values["gold"],
                         "predicted": values["pred"],
                         "expected": bool(values[verdict]),
@@ -76,7 +84,7 @@ def main(root):
                         call = node.left
                         keywords = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
                         print(json.dumps({
-                            "source": f"tests/{path.name}::{function.name}",
+                            "source": f"math-verify/tests/{path.name}::{function.name}",
                             "gold": ast.literal_eval(call.args[0]),
                             "predicted": ast.literal_eval(call.args[1]),
                             "expected": bool(ast.literal_eval(node.comparators[0])),
@@ -85,5 +93,37 @@ def main(root):
                         }, ensure_ascii=False))
 
 
+def text(value):
+    return "" if value is None else str(value)
+
+
+def nemo_skills(path):
+    tree = ast.parse(pathlib.Path(path).read_text())
+    for function in tree.body:
+        if not isinstance(function, ast.FunctionDef) or function.name not in ("test_correct_examples",
+                                                                               "test_incorrect_examples"):
+            continue
+        expected = function.name == "test_correct_examples"
+        for decorator in function.decorator_list:
+            if not (isinstance(decorator, ast.Call) and getattr(decorator.func, "attr", "") == "parametrize"):
+                continue
+            for index, row in enumerate(decorator.args[1].elts):
+                first, second = (value(element) for element in row.elts)
+                for order, (gold, predicted) in enumerate(((second, first), (first, second))):
+                    print(json.dumps({
+                        "source": f"nemo-skills/tests/test_math_equal.py::{function.name}[{index}]"
+                                  f"{'' if order == 0 else '(reversed)'}",
+                        "gold": text(gold),
+                        "predicted": text(predicted),
+                        "expected": expected,
+                        "extract": False,
+                    }, ensure_ascii=False))
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "math-verify":
+        main(sys.argv[2])
+    elif sys.argv[1] == "nemo-skills":
+        nemo_skills(sys.argv[2])
+    else:
+        sys.exit("usage: convert_checker_tests.py math-verify|nemo-skills PATH")

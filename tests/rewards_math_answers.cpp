@@ -146,6 +146,10 @@ const AnswerPair kNewEquivalences[] = {
     {"\\left[\\begin{array}{cc}1 & 2 \\\\3 & 5\\end{array}\\right]", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", false},
     {"\\\\frac{1}{2}", "0.5", true},
     {"\\\\left( \\\\frac{4}{5}, \\\\frac{1}{5} \\\\right)", "(0.8, 0.2)", true},
+    // a choice letter is followed by nothing, a space or punctuation
+    {"\\mathrm{E}*2", "E", false},
+    {"E^2", "E", false},
+    {"E: 42", "E", true},
 };
 
 }  // namespace math_answers_test
@@ -249,4 +253,14 @@ TEST_CASE("agreement with Math-Verify's test cases stays where it was measured")
   CHECK(all.false_equal == 0);  // no prediction the suite rejects is accepted
   CHECK(all.agree >= 258);      // 95.6%, as measured by scripts/bench_math_answers
   CHECK(all.agree + all.false_equal + all.false_different == all.cases);
+}
+
+TEST_CASE("agreement with NeMo-Skills' math_equal cases stays where it was measured") {
+  const auto cases = grpo::rewards::read_answer_cases(std::string(GRPO_SOURCE_DIR) +
+                                                      "/tests/fixtures/rewards/nemo_skills_math_equal_cases.jsonl");
+  REQUIRE(cases.size() == 64);
+  const auto agreement = grpo::rewards::measure_agreement(cases);
+  const auto& all = agreement.rows.back();
+  CHECK(all.false_equal == 0);
+  CHECK(all.agree >= 63);  // 98.4%: "C" for the gold "C. x = 42" is the one left
 }
