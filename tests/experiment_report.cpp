@@ -224,3 +224,18 @@ TEST_CASE("report of a run directory: the stages' metrics files, an HTML page wi
   CHECK_THROWS_WITH_AS(collect_report((run / "init").string()), doctest::Contains("no metrics.jsonl"), std::runtime_error);
   fs::remove_all(run);
 }
+
+TEST_CASE("report: every rule's mean is drawn after the fixed charts, its failure counts are not") {
+  fs::path run = temp_dir("rules_run");
+  write_text_file(run / "train" / "metrics.jsonl",
+                  "{\"step\": 1, \"reward\": 0.1, \"rewards/accuracy\": 0.0, \"rewards/verification\": 0.3, "
+                  "\"rewards/verification/failures\": 0, \"rewards/verification/failure_rate\": 0}\n"
+                  "{\"step\": 2, \"reward\": 0.4, \"rewards/accuracy\": 0.5, \"rewards/verification\": 0.6, "
+                  "\"rewards/verification/failures\": 1, \"rewards/verification/failure_rate\": 0.1}\n");
+  std::vector<ReportSection> sections = collect_report(run.string());
+  REQUIRE(sections.size() == 1);
+  std::vector<std::string> names;
+  for (const MetricSeries& m : sections[0].series) names.push_back(m.name);
+  CHECK(names == std::vector<std::string>{"reward", "rewards/accuracy", "rewards/verification"});
+  fs::remove_all(run);
+}

@@ -185,6 +185,12 @@ std::vector<ReportSection> collect_report(const std::string& run_dir) {
         if (std::any_of(it->y.begin(), it->y.end(), [](double v) { return std::isfinite(v); })) section.series.push_back(*it);
         break;
       }
+    for (const MetricSeries& s : all) {
+      const bool rule_mean = s.name.rfind("rewards/", 0) == 0 && s.name.find('/', 8) == std::string::npos;
+      const bool drawn = std::any_of(section.series.begin(), section.series.end(), [&](const MetricSeries& d) { return d.name == s.name; });
+      if (rule_mean && !drawn && std::any_of(s.y.begin(), s.y.end(), [](double v) { return std::isfinite(v); }))
+        section.series.push_back(s);
+    }
     sections.push_back(std::move(section));
   }
   return sections;

@@ -22,7 +22,9 @@ struct MetricSeries {
 std::vector<MetricSeries> read_metric_series(const std::string& metrics_jsonl);
 
 // The metrics a report draws, in order, when they exist: reward, accuracy, completion length, KL,
-// entropy (GRPO), loss (pretraining, SFT). Each entry lists accepted names, first match wins.
+// entropy (GRPO), loss (pretraining, SFT), distillation's. Each entry lists accepted names, first match
+// wins. After them, every other rule's mean, `rewards/<rule>` (a weight-0 rule logs a share this way:
+// the R1 example's verification steps).
 const std::vector<std::vector<std::string>>& report_metric_names();
 
 struct ChartLayout {
