@@ -4,11 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
-#include <random>
 #include <stdexcept>
 
 #include "policy/stopwatch.h"
+#include "rl/epoch_shuffled_batches.h"
 
 namespace grpo {
 namespace {
@@ -99,10 +98,7 @@ LogitDistillationResult logit_distillation(CausalLM& student, CausalLM& teacher,
   PolicyOptimizer optimizer(student->parameters(), settings);
   teacher->eval();  // frozen: no dropout-like behaviour, no router statistics, never stepped
 
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  std::iota(order.begin(), order.end(), 0);
-  size_t cursor = order.size();
-  int64_t epoch = -1;
+  EpochShuffledBatches walk(n, config.seed);  // the same walk as sft()
 
   LogitDistillationResult result;
   result.steps = steps;
@@ -113,14 +109,7 @@ LogitDistillationResult logit_distillation(CausalLM& student, CausalLM& teacher,
   for (int64_t step = 0; step < steps; ++step) {
     Stopwatch stopwatch;
     std::vector<const SftExample*> chosen;  // the step's examples, in the same shuffled walk as sft()
-    while (static_cast<int64_t>(chosen.size()) < std::min(config.batch_size, n)) {
-      if (cursor == order.size()) {
-        std::mt19937_64 rng(config.seed * 1000003 + static_cast<uint64_t>(++epoch));
-        std::shuffle(order.begin(), order.end(), rng);
-        cursor = 0;
-      }
-      chosen.push_back(&examples[static_cast<size_t>(order[cursor++])]);
-    }
+    for (int64_t i : walk.next(config.batch_size)) chosen.push_back(&examples[static_cast<size_t>(i)]);
     // The micro-batches' layouts first: the step's token count divides every micro-batch's sum.
     std::vector<SftBatch> micro;
     int64_t step_tokens = 0, real_tokens = 0;
@@ -138,7 +127,7 @@ LogitDistillationResult logit_distillation(CausalLM& student, CausalLM& teacher,
     LogitDistillationProgress p;
     p.step = step;
     p.total_steps = steps;
-    p.epoch = epoch;
+    p.epoch = walk.epoch();
     p.learning_rate = learning_rate(schedule, step);
     optimizer.zero_grad();
     double loss_sum = 0, kl_sum = 0;

@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
-#include <random>
 #include <stdexcept>
 
 #include "policy/stopwatch.h"
+#include "rl/epoch_shuffled_batches.h"
 
 namespace grpo {
 
@@ -134,10 +134,7 @@ SftResult sft(CausalLM& model, const std::vector<SftExample>& examples, const Sf
   PolicyOptimizer optimizer(model->parameters(), settings);
 
   // A deterministic reshuffle at every epoch boundary, as the GRPO stage walks its prompts.
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  std::iota(order.begin(), order.end(), 0);
-  size_t cursor = order.size();
-  int64_t epoch = -1;
+  EpochShuffledBatches walk(n, config.seed);
 
   SftResult result;
   result.steps = steps;
@@ -148,21 +145,14 @@ SftResult sft(CausalLM& model, const std::vector<SftExample>& examples, const Sf
   for (int64_t step = 0; step < steps; ++step) {
     Stopwatch stopwatch;
     std::vector<const SftExample*> chosen;
-    while (static_cast<int64_t>(chosen.size()) < std::min(config.batch_size, n)) {
-      if (cursor == order.size()) {
-        std::mt19937_64 rng(config.seed * 1000003 + static_cast<uint64_t>(++epoch));
-        std::shuffle(order.begin(), order.end(), rng);
-        cursor = 0;
-      }
-      chosen.push_back(&examples[static_cast<size_t>(order[cursor++])]);
-    }
+    for (int64_t i : walk.next(config.batch_size)) chosen.push_back(&examples[static_cast<size_t>(i)]);
     SftBatch batch = build_sft_batch(chosen, config.max_len, config.pack, pad_id);
     result.truncated += batch.truncated;
     result.dropped += batch.dropped;
     SftProgress p;
     p.step = step;
     p.total_steps = steps;
-    p.epoch = epoch;
+    p.epoch = walk.epoch();
     p.learning_rate = learning_rate(schedule, step);
     optimizer.zero_grad();
     if (batch.input_ids.size(0) > 0) {

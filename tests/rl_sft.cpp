@@ -1,10 +1,13 @@
 // Supervised fine-tuning: loss on completion tokens only, packing, and a tiny model that learns.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <numeric>
+#include <vector>
 
 #include "policy/tokenizer/tokenizer.h"
 #include "policy_test_models.h"
+#include "rl/epoch_shuffled_batches.h"
 #include "rl/sft.h"
 
 using namespace grpo;
@@ -198,4 +201,24 @@ TEST_CASE("SFT teaches a tiny model a fixed prompt -> completion mapping") {
       ids.push_back(expected);
     }
   }
+}
+
+TEST_CASE("the epoch walk: every example once per epoch, reshuffled per epoch, batches spanning epochs") {
+  EpochShuffledBatches walk(5, 11);
+  CHECK(walk.epoch() == -1);
+  std::vector<int64_t> seen;
+  for (int i = 0; i < 5; ++i)
+    for (int64_t index : walk.next(2)) seen.push_back(index);  // 10 indices: two epochs of 5
+  CHECK(walk.epoch() == 1);
+  std::vector<int64_t> first(seen.begin(), seen.begin() + 5), second(seen.begin() + 5, seen.end());
+  std::vector<int64_t> all = {0, 1, 2, 3, 4};
+  CHECK(std::is_permutation(first.begin(), first.end(), all.begin()));
+  CHECK(std::is_permutation(second.begin(), second.end(), all.begin()));
+  CHECK(first != second);  // reshuffled (seed 11 gives two different orders)
+  EpochShuffledBatches again(5, 11);
+  std::vector<int64_t> replay;
+  for (int i = 0; i < 2; ++i)
+    for (int64_t index : again.next(5)) replay.push_back(index);
+  CHECK(replay == seen);  // the order depends on (seed, epoch) only, not on the batch size
+  CHECK(EpochShuffledBatches(3, 1).next(8).size() == 3);  // a batch is at most the whole set
 }
