@@ -56,22 +56,25 @@ std::vector<std::pair<std::string, torch::Tensor>> state_tensors(CausalLM& model
   return out;
 }
 
-// Tensors that hub checkpoints carry but a model for generation and training does not use.
-bool known_unused(const std::string& name, int64_t num_layers) {
+// The N of a "model.layers.N." tensor name; -1 for other tensors.
+int64_t layer_of(const std::string& name) {
   static const std::regex layer(R"(^model\.layers\.(\d+)\.)");
   std::smatch m;
-  if (std::regex_search(name, m, layer) && std::stoll(m[1].str()) >= num_layers) return true;  // MTP layers
-  return name.find("rotary_emb.inv_freq") != std::string::npos;
+  return std::regex_search(name, m, layer) ? std::stoll(m[1].str()) : -1;
 }
 
-// The multi-token-prediction layers DeepSeek-V3 ships after its num_hidden_layers decoder layers
-// (num_nextn_predict_layers of them, stored as layers num_hidden_layers, ...): their layer numbers.
+// Tensors that hub checkpoints carry but a model for generation and training does not use: the
+// multi-token-prediction layers DeepSeek-V3 ships after its num_hidden_layers decoder layers
+// (num_nextn_predict_layers of them, stored as layers num_hidden_layers, ...), rotary caches.
+bool known_unused(const std::string& name, int64_t num_layers) {
+  return layer_of(name) >= num_layers || name.find("rotary_emb.inv_freq") != std::string::npos;
+}
+
+// The layer numbers of those multi-token-prediction layers.
 std::set<int64_t> extra_layers(const std::vector<std::string>& names, int64_t num_layers) {
-  static const std::regex layer(R"(^model\.layers\.(\d+)\.)");
   std::set<int64_t> layers;
-  std::smatch m;
   for (const std::string& name : names)
-    if (std::regex_search(name, m, layer) && std::stoll(m[1].str()) >= num_layers) layers.insert(std::stoll(m[1].str()));
+    if (layer_of(name) >= num_layers) layers.insert(layer_of(name));
   return layers;
 }
 

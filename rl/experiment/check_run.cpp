@@ -67,16 +67,21 @@ std::shared_ptr<const Tokenizer> input_tokenizer(lua_State* L, StageOptions& o, 
 void warn_unwritable(StageOptions& o, const Tokenizer& tok, const std::string& what, const std::string& text) {
   if (text.empty() || tok.decode(tok.encode(text, /*allow_special=*/false)) == text) return;
   std::string missing;
-  for (char c : text)
-    if (tok.decode(tok.encode(std::string(1, c), false)) != std::string(1, c) && missing.find(c) == std::string::npos)
-      missing += c;
+  for (size_t at = 0; at < text.size();) {
+    const unsigned char lead = static_cast<unsigned char>(text[at]);
+    const size_t length = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;  // one character
+    const std::string character = text.substr(at, length);
+    if (tok.decode(tok.encode(character, false)) != character && missing.find(character) == std::string::npos)
+      missing += character;
+    at += length;
+  }
   fmt::print(stderr, "warning: grpo.{}: the tokenizer cannot write {} \"{}\" back{}; it reads as <unk>\n", o.stage(),
              what, text, missing.empty() ? "" : fmt::format(" (\"{}\" is not in its vocabulary)", missing));
 }
 
 // Every record's prompt (and completion) rendered as the stage will render it: encoded with the
 // model's tokenizer when it is known, else the given template or function applied to each record.
-std::string check_prompts(StageOptions& o, const StageSpec& spec, const Tokenizer* tok, size_t records) {
+std::string check_prompts(StageOptions& o, const StageSpec& spec, const Tokenizer* tok, const std::vector<json>& records) {
   if (!spec.find("prompt")) return "";
   if (tok) {
     const std::vector<PromptExample> prompts = stage_prompts(o, *tok);
@@ -97,9 +102,8 @@ std::string check_prompts(StageOptions& o, const StageSpec& spec, const Tokenize
   std::vector<std::string> checked;
   for (const char* key : {"prompt", "completion"}) {
     if (!spec.find(key) || !o.has(key)) continue;
-    const std::vector<json> list = stage_records(o, "data");
     const int type = o.push(key);
-    for (size_t i = 0; i < list.size() && i < records; ++i) record_text(o, type, key, list[i], i);
+    for (size_t i = 0; i < records.size(); ++i) record_text(o, type, key, records[i], i);
     lua_pop(o.lua(), 1);
     checked.push_back(key);
   }
@@ -196,7 +200,7 @@ void check_stage(StageOptions& o, std::shared_ptr<const Tokenizer> made) {
     } else {
       if (records.empty()) o.fail("option \"data\": no records");
       notes.push_back(fmt::format("{} records", records.size()));
-      const std::string prompts = check_prompts(o, spec, tok.get(), records.size());
+      const std::string prompts = check_prompts(o, spec, tok.get(), records);
       if (!prompts.empty()) notes.push_back(prompts);
     }
   }

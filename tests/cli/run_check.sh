@@ -44,6 +44,11 @@ write_script ', stop = "a:z"' "q{question}:"
 grep -q 'warning: grpo.eval: the tokenizer cannot write the stop string "a:z" back ("z" is not in its vocabulary)' err ||
   fail "unwritable stop string: $(cat err)"
 
+# A character of several bytes is named whole.
+write_script ', stop = "aλ"' "q{question}:"
+"$grpo" run exp.lua --check --out run 2> err > out || { cat err; fail "--check with a Greek stop string failed"; }
+grep -q 'the stop string "aλ" back ("λ" is not in its vocabulary)' err || fail "multi-byte character: $(cat err)"
+
 # A typo in the last stage's options: the run stops before the first stage.
 write_script ", temprature = 0.5" "q{question}:"
 if "$grpo" run exp.lua --out run 2> err; then fail "a typo in the last stage was accepted"; fi
