@@ -14,35 +14,17 @@
 #include "rl/grpo_objective.h"
 #include "rl/grpo_trainer.h"
 #include "rl/logit_distillation.h"
+#include "rl_sft_fixture.h"
 
 using namespace grpo;
 using torch::Tensor;
 
 namespace {
 
-struct KdFixture {
-  Tokenizer tok = Tokenizer::make_char_level("abcdefgh", {"<pad>", "<bos>", "<eos>"});
-
-  SftExample example(const std::string& prompt, const std::string& completion) const {
-    SftExample e;
-    e.prompt_ids = tok.encode(prompt);
-    e.prompt_ids.insert(e.prompt_ids.begin(), tok.bos_id());
-    e.completion_ids = tok.encode(completion);
-    e.completion_ids.push_back(tok.eos_id());
-    return e;
-  }
+struct KdFixture : test::CharSftFixture {
   std::vector<SftExample> examples() const {
     return {example("ab", "cde"), example("c", "hhg"), example("dd", "a"), example("efg", "bbca")};
   }
-  CausalLM model(const char* json, uint64_t seed, torch::ScalarType dtype = torch::kDouble) const {
-    ModelConfig c = test::tiny_config(json);
-    c.vocab_size = tok.vocab_size();
-    torch::manual_seed(seed);
-    CausalLM m(c);
-    m->to(dtype);
-    return m;
-  }
-  int32_t pad() const { return tok.pad_id(); }
 };
 
 // Σ over completion positions of τ²·KL(p_T ‖ p_S), each sequence forwarded alone, in float64 loops.

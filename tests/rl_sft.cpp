@@ -9,31 +9,16 @@
 #include "policy_test_models.h"
 #include "rl/epoch_shuffled_batches.h"
 #include "rl/sft.h"
+#include "rl_sft_fixture.h"
 
 using namespace grpo;
 using torch::Tensor;
 
 namespace {
 
-struct SftFixture {
-  Tokenizer tok = Tokenizer::make_char_level("abcdefgh", {"<pad>", "<bos>", "<eos>"});
-
-  SftExample example(const std::string& prompt, const std::string& completion) const {
-    SftExample e;
-    e.prompt_ids = tok.encode(prompt);
-    e.prompt_ids.insert(e.prompt_ids.begin(), tok.bos_id());
-    e.completion_ids = tok.encode(completion);
-    e.completion_ids.push_back(tok.eos_id());
-    return e;
-  }
-  CausalLM model(uint64_t seed) const {
-    ModelConfig c = test::tiny_config(test::kTinyQwen2);
-    c.vocab_size = tok.vocab_size();
-    torch::manual_seed(seed);
-    CausalLM m(c);
-    m->to(torch::kDouble);  // the reference computations below are float64
-    return m;
-  }
+// The float64 Qwen2-style models of these tests: the references below are float64.
+struct SftFixture : test::CharSftFixture {
+  CausalLM model(uint64_t seed) const { return CharSftFixture::model(test::kTinyQwen2, seed); }
 };
 
 // −log p(s[j] | s[0..j−1]) for every j >= from, by a plain forward of the whole sequence alone.
