@@ -37,6 +37,30 @@ else()
   target_link_libraries(grpo_pcre2 INTERFACE ${GRPO_PCRE2_LIBRARY})
 endif()
 
+# cpp-httplib (HTTP server and client of the api/ module). Its pkg-config flags matter: they switch on
+# the TLS and compression members of httplib's classes, and the library was compiled with them. Without
+# it (a GPU machine's unpacked .deb files may lack it) the api/ module and `grpo serve` are not built.
+add_library(grpo_httplib INTERFACE)
+set(GRPO_WITH_HTTP OFF)
+if(PKG_CONFIG_FOUND)
+  pkg_check_modules(HTTPLIB IMPORTED_TARGET cpp-httplib)
+endif()
+if(HTTPLIB_FOUND)
+  target_link_libraries(grpo_httplib INTERFACE PkgConfig::HTTPLIB Threads::Threads)
+  set(GRPO_WITH_HTTP ON)
+else()
+  # Unpacked .deb files (scripts/gpu_build): Debian's library was built with these three switches.
+  find_path(GRPO_HTTPLIB_INCLUDE_DIR httplib.h)
+  find_library(GRPO_HTTPLIB_LIBRARY NAMES cpp-httplib)
+  if(GRPO_HTTPLIB_INCLUDE_DIR AND GRPO_HTTPLIB_LIBRARY)
+    target_include_directories(grpo_httplib INTERFACE ${GRPO_HTTPLIB_INCLUDE_DIR})
+    target_link_libraries(grpo_httplib INTERFACE ${GRPO_HTTPLIB_LIBRARY} Threads::Threads)
+    target_compile_definitions(grpo_httplib INTERFACE CPPHTTPLIB_OPENSSL_SUPPORT CPPHTTPLIB_ZLIB_SUPPORT CPPHTTPLIB_BROTLI_SUPPORT)
+    set(GRPO_WITH_HTTP ON)
+  endif()
+endif()
+message(STATUS "grpo: HTTP (cpp-httplib): ${GRPO_WITH_HTTP}")
+
 # LibTorch's exported flags (e.g. the C++11 ABI switch) must reach every target that includes its headers.
 separate_arguments(GRPO_TORCH_FLAGS UNIX_COMMAND "${TORCH_CXX_FLAGS}")
 add_library(grpo_torch INTERFACE)
