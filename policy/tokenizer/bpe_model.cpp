@@ -9,33 +9,58 @@
 
 namespace grpo {
 
-BpeModel::BpeModel(const std::vector<std::pair<std::string, int32_t>>& vocab,
-                   const std::vector<std::pair<std::string, std::string>>& merges, Options options,
-                   const std::string& json_path)
-    : options_(options) {
-  std::fill(std::begin(byte_ids_), std::end(byte_ids_), -1);
-  ids_by_text_.reserve(vocab.size());
-  for (const auto& [text, id] : vocab) ids_by_text_.insert(text, id);
-  if (options_.byte_level) {
-    ids_by_bytes_.reserve(vocab.size());
-    for (const auto& [text, id] : vocab) {
-      if (auto bytes = byte_level::token_text_to_bytes(text)) ids_by_bytes_.insert(*bytes, id);
-    }
-    for (int b = 0; b < 256; ++b) byte_ids_[b] = ids_by_text_.find(byte_level::byte_to_token_text(static_cast<unsigned char>(b)));
+BpeTables BpeTables::build(std::vector<std::pair<std::string, int32_t>> vocab,
+                           const std::vector<std::pair<std::string, std::string>>& merges, const std::string& json_path) {
+  BpeTables t;
+  t.token_texts.reserve(vocab.size() + kSpareIds);
+  t.token_ids.reserve(vocab.size());
+  t.token_bytes.reserve(vocab.size() + kSpareIds);
+  t.in_byte_alphabet.reserve(vocab.size());
+  StringIdMap ids_by_text;
+  ids_by_text.reserve(vocab.size());
+  for (auto& [text, id] : vocab) {
+    if (!ids_by_text.insert(text, id)) ++t.duplicate_tokens;
+    std::optional<std::string> bytes = byte_level::token_text_to_bytes(text);
+    t.in_byte_alphabet.push_back(bytes.has_value());
+    t.token_bytes.push_back(bytes ? std::move(*bytes) : text);
+    t.token_texts.push_back(std::move(text));
+    t.token_ids.push_back(id);
   }
-  merges_.reserve(merges.size());
+  t.merges.reserve(merges.size());
   std::string joined;
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const auto& [left, right] = merges[rank];
-    const int32_t left_id = ids_by_text_.find(left);
-    const int32_t right_id = ids_by_text_.find(right);
+    const int32_t left_id = ids_by_text.find(left);
+    const int32_t right_id = ids_by_text.find(right);
     joined.assign(left).append(right);
-    const int32_t merged_id = ids_by_text_.find(joined);
+    const int32_t merged_id = ids_by_text.find(joined);
     if (left_id < 0 || right_id < 0 || merged_id < 0) {
       throw TokenizerError(json_path + "/merges/" + std::to_string(rank) + ": merge \"" + left + " " + right +
                            "\" uses a token that is not in /model/vocab");
     }
-    merges_.insert_or_assign(left_id, right_id, {static_cast<int32_t>(rank), merged_id});
+    t.merges.push_back({left_id, right_id, merged_id});
+  }
+  return t;
+}
+
+BpeModel::BpeModel(const BpeTables& tables, Options options) : options_(options) {
+  const size_t n = tables.token_texts.size();
+  std::fill(std::begin(byte_ids_), std::end(byte_ids_), -1);
+  ids_by_text_.reserve(n);
+  for (size_t i = 0; i < n; ++i) ids_by_text_.insert(tables.token_texts[i], tables.token_ids[i]);
+  if (options_.byte_level && options_.ignore_merges) {
+    ids_by_bytes_.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      if (tables.in_byte_alphabet[i]) ids_by_bytes_.insert(tables.token_bytes[i], tables.token_ids[i]);
+    }
+  }
+  if (options_.byte_level) {
+    for (int b = 0; b < 256; ++b) byte_ids_[b] = ids_by_text_.find(byte_level::byte_to_token_text(static_cast<unsigned char>(b)));
+  }
+  merges_.reserve(tables.merges.size());
+  for (size_t rank = 0; rank < tables.merges.size(); ++rank) {
+    const BpeTables::Merge& m = tables.merges[rank];
+    merges_.insert_or_assign(m.left, m.right, {static_cast<int32_t>(rank), m.merged});
   }
 }
 

@@ -71,7 +71,7 @@ void StringIdMap::grow() { reserve(size_ + 1); }
 
 bool StringIdMap::insert(std::string_view key, int32_t id) {
   grow();
-  const uint64_t h = hash_of(key);
+  const auto h = static_cast<uint32_t>(hash_of(key));
   for (size_t i = h & mask_;; i = (i + 1) & mask_) {
     Slot& s = slots_[i];
     if (s.id < 0) {
@@ -88,7 +88,7 @@ bool StringIdMap::insert(std::string_view key, int32_t id) {
 
 int32_t StringIdMap::find(std::string_view key) const {
   if (slots_.empty()) return -1;
-  const uint64_t h = hash_of(key);
+  const auto h = static_cast<uint32_t>(hash_of(key));
   for (size_t i = h & mask_;; i = (i + 1) & mask_) {
     const Slot& s = slots_[i];
     if (s.id < 0) return -1;

@@ -3,6 +3,8 @@
 #include <fstream>
 #include <sys/stat.h>
 
+#include "policy/tokenizer/load_phases.h"
+#include "policy/tokenizer/table_cache.h"
 #include "policy/tokenizer/tokenizer_impl.h"
 #include "policy/tokenizer/utf8.h"
 
@@ -81,7 +83,10 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
   std::string json, config;
   if (!read_file(file, json)) throw TokenizerError(file + ": cannot read tokenizer file");
   read_file(directory_of(file) + "/tokenizer_config.json", config);  // optional
-  return from_json(json, config, file);
+  LoadPhases::mark("read the files");
+  const TableCache cache(file, json);
+  LoadPhases::mark("hash the file");
+  return Tokenizer(parse_tokenizer_json(std::move(json), config, file, TableSource::kFast, &cache));
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool allow_special) const {
@@ -111,7 +116,7 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special
   return out;
 }
 
-int32_t Tokenizer::token_to_id(std::string_view token) const { return impl_->id_by_token_text.find(token); }
+int32_t Tokenizer::token_to_id(std::string_view token) const { return impl_->find_token_id(token); }
 
 namespace {
 void check_id(const Tokenizer::Impl& t, int32_t id) {

@@ -31,7 +31,12 @@ struct Tokenizer::Impl {
   std::vector<std::string> token_text;
   std::vector<std::string> token_bytes;
   std::vector<char> special;
-  StringIdMap id_by_token_text;  // added tokens first, then the vocabulary (as HF resolves names)
+  // Names: added tokens take precedence over the vocabulary (model->token_id), as in `tokenizers`.
+  StringIdMap added_token_ids;
+  int32_t find_token_id(std::string_view text) const {
+    const int32_t id = added_token_ids.find(text);
+    return id >= 0 ? id : model->token_id(text);
+  }
 
   int32_t bos_id = -1, eos_id = -1, pad_id = -1;
 
@@ -40,8 +45,21 @@ struct Tokenizer::Impl {
   mutable WordCache cache;
 };
 
-// Parses tokenizer.json (and optionally tokenizer_config.json) into Impl. Defined in tokenizer_json.cpp.
-std::shared_ptr<Tokenizer::Impl> parse_tokenizer_json(const std::string& tokenizer_json, const std::string& config_json,
-                                                      const std::string& origin);
+class TableCache;
+
+// How parse_tokenizer_json reads /model/vocab and /model/merges.
+enum class TableSource {
+  kFast,       // the table cache when one is given and holds this file, else the scanner of
+               // vocab_scanner.h, else (a file it declines) the JSON library
+  kReference,  // the JSON library's DOM of the whole file: the path the others shortcut
+};
+
+// Parses tokenizer.json (and optionally tokenizer_config.json) into Impl. With a cache (from_file's,
+// table_cache.h), a file read by the scanner is cached and a cached file is not scanned. Defined in
+// tokenizer_json.cpp.
+std::shared_ptr<Tokenizer::Impl> parse_tokenizer_json(std::string tokenizer_json, const std::string& config_json,
+                                                      const std::string& origin,
+                                                      TableSource source = TableSource::kFast,
+                                                      const TableCache* cache = nullptr);
 
 }  // namespace grpo

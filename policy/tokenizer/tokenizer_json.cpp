@@ -1,10 +1,17 @@
 // Reading tokenizer.json into Tokenizer::Impl. Every component is either understood completely or
 // rejected with the JSON path of what is not supported: a silently ignored flag would give ids that
 // differ from the ones the model was trained with.
+//
+// The vocabulary and merges (nearly all of the file) are read apart from the rest: by the scanner of
+// vocab_scanner.h, or from the table cache (table_cache.h), or, on the reference path that both
+// shortcut, from the JSON library's DOM of the whole file. Everything else is always read from a DOM.
 #include <nlohmann/json.hpp>
 
 #include "policy/tokenizer/byte_level.h"
+#include "policy/tokenizer/load_phases.h"
+#include "policy/tokenizer/table_cache.h"
 #include "policy/tokenizer/tokenizer_impl.h"
+#include "policy/tokenizer/vocab_scanner.h"
 
 namespace grpo {
 
@@ -199,34 +206,44 @@ std::string role_token(const Reader& r, const json& config, const std::string& k
   r.fail("/" + key, "expected a token string or {\"content\": ...}");
 }
 
-}  // namespace
-
-std::shared_ptr<Tokenizer::Impl> parse_tokenizer_json(const std::string& tokenizer_json, const std::string& config_json,
-                                                      const std::string& origin) {
-  const Reader r(origin);
-  json doc;
+json parse_json(const Reader& r, const std::string& text) {
   try {
-    doc = json::parse(tokenizer_json);
+    return json::parse(text);
   } catch (const json::parse_error& e) {
     r.fail("", std::string("not valid JSON: ") + e.what());
   }
+}
+
+struct AddedToken {
+  std::string content;
+  int32_t id;
+  bool special;
+};
+
+// Everything of tokenizer.json but the vocabulary and merges, checked.
+struct Settings {
+  Normalizer normalizer;
+  PreTokenizer pre_tokenizer;
+  DecoderKind decoder = DecoderKind::kByteLevel;
+  BpeModel::Options options;  // unk_id is resolved against the vocabulary later
+  std::optional<std::string> unk_token;
+  std::vector<AddedToken> added;
+};
+
+Settings read_settings(const Reader& r, const json& doc) {
   if (!doc.is_object()) r.fail("", "expected a JSON object");
   // truncation and padding are batch-shaping options; grpo applies its own length limits. The
   // post-processor only adds BOS/EOS under add_special_tokens, which encode() never does.
   r.only_keys(doc, {"version", "truncation", "padding", "added_tokens", "normalizer", "pre_tokenizer",
                     "post_processor", "decoder", "model"},
               "");
+  Settings s;
+  s.options.byte_level = false;  // set by a ByteLevel pre-tokenizer
+  read_normalizer(r, r.optional(doc, "normalizer"), "/normalizer", s.normalizer);
+  read_pre_tokenizer(r, r.optional(doc, "pre_tokenizer"), "/pre_tokenizer", s.pre_tokenizer, s.options.byte_level);
+  s.decoder = read_decoder(r, r.optional(doc, "decoder"), "/decoder");
 
-  auto t = std::make_shared<Tokenizer::Impl>();
-  t->tokenizer_json = tokenizer_json;
-  t->config_json = config_json;
-  t->origin = origin;
-  read_normalizer(r, r.optional(doc, "normalizer"), "/normalizer", t->normalizer);
-  bool byte_level = false;
-  read_pre_tokenizer(r, r.optional(doc, "pre_tokenizer"), "/pre_tokenizer", t->pre_tokenizer, byte_level);
-  const DecoderKind decoder = read_decoder(r, r.optional(doc, "decoder"), "/decoder");
-
-  // The model.
+  // The model, but for vocab and merges.
   const json& model = r.member(doc, "model", "");
   const std::string model_type = r.type_of(model, "/model");
   if (model_type != "BPE") r.fail("/model/type", "model \"" + model_type + "\" is not supported (expected BPE)");
@@ -247,44 +264,11 @@ std::shared_ptr<Tokenizer::Impl> parse_tokenizer_json(const std::string& tokeniz
   if (r.boolean(model, "byte_fallback", "/model", false)) {
     r.fail("/model/byte_fallback", "true is not supported (expected false: SentencePiece-style files are not handled)");
   }
-
-  const json& vocab_json = r.member(model, "vocab", "/model");
-  if (!vocab_json.is_object()) r.fail("/model/vocab", "expected an object of token -> id");
-  std::vector<std::pair<std::string, int32_t>> vocab;
-  vocab.reserve(vocab_json.size());
-  int32_t max_id = -1;
-  for (auto it = vocab_json.begin(); it != vocab_json.end(); ++it) {
-    const int32_t id = r.id(it.value(), "/model/vocab/" + it.key());
-    vocab.emplace_back(it.key(), id);
-    max_id = std::max(max_id, id);
-  }
-  std::vector<std::pair<std::string, std::string>> merges;
-  read_merges(r, r.member(model, "merges", "/model"), "/model/merges", merges);
-
-  BpeModel::Options options;
-  options.byte_level = byte_level;
-  options.ignore_merges = r.boolean(model, "ignore_merges", "/model", false);
+  s.options.ignore_merges = r.boolean(model, "ignore_merges", "/model", false);
   const json& unk = r.optional(model, "unk_token");
-  if (!unk.is_null()) {
-    const std::string unk_text = r.string(unk, "/model/unk_token");
-    for (const auto& [text, id] : vocab) {
-      if (text == unk_text) options.unk_id = id;
-    }
-    if (options.unk_id < 0) r.fail("/model/unk_token", "\"" + unk_text + "\" is not in /model/vocab");
-  }
-  try {
-    t->model.emplace(vocab, merges, options, "/model");
-  } catch (const TokenizerError& e) {  // the model names the path; add the file
-    throw TokenizerError(origin + ": " + e.what());
-  }
+  if (!unk.is_null()) s.unk_token = r.string(unk, "/model/unk_token");
 
   // Added tokens.
-  struct Added {
-    std::string content;
-    int32_t id;
-    bool special;
-  };
-  std::vector<Added> added;
   const json& added_json = r.optional(doc, "added_tokens");
   if (!added_json.is_null() && !added_json.is_array()) r.fail("/added_tokens", "expected an array");
   for (size_t i = 0; i < added_json.size(); ++i) {
@@ -296,55 +280,183 @@ std::shared_ptr<Tokenizer::Impl> parse_tokenizer_json(const std::string& tokeniz
     }
     const std::string content = r.string(r.member(a, "content", path), path + "/content");
     if (content.empty()) r.fail(path + "/content", "an added token cannot be empty");
-    added.push_back({content, r.id(r.member(a, "id", path), path + "/id"), r.boolean(a, "special", path, false)});
-    max_id = std::max(max_id, added.back().id);
+    s.added.push_back({content, r.id(r.member(a, "id", path), path + "/id"), r.boolean(a, "special", path, false)});
   }
+  LoadPhases::mark("settings (normalizer, regexes, added tokens)");
+  return s;
+}
+
+// Resolves the merges to ids (BpeTables::build); errors name the file.
+BpeTables resolve_tables(const std::string& origin, std::vector<std::pair<std::string, int32_t>> vocab,
+                         const std::vector<std::pair<std::string, std::string>>& merges) {
+  try {
+    BpeTables tables = BpeTables::build(std::move(vocab), merges, "/model");
+    LoadPhases::mark("resolve merges, token bytes");
+    return tables;
+  } catch (const TokenizerError& e) {  // the tables name the path; add the file
+    throw TokenizerError(origin + ": " + e.what());
+  }
+}
+
+// /model/vocab and /model/merges from the DOM: the reference path.
+BpeTables read_tables_from_dom(const Reader& r, const std::string& origin, const json& doc) {
+  const json& model = r.member(doc, "model", "");
+  const json& vocab_json = r.member(model, "vocab", "/model");
+  if (!vocab_json.is_object()) r.fail("/model/vocab", "expected an object of token -> id");
+  std::vector<std::pair<std::string, int32_t>> vocab;
+  vocab.reserve(vocab_json.size());
+  for (auto it = vocab_json.begin(); it != vocab_json.end(); ++it) {
+    vocab.emplace_back(it.key(), r.id(it.value(), "/model/vocab/" + it.key()));
+  }
+  LoadPhases::mark("vocab from the DOM");
+  std::vector<std::pair<std::string, std::string>> merges;
+  read_merges(r, r.member(model, "merges", "/model"), "/model/merges", merges);
+  LoadPhases::mark("merges from the DOM");
+  return resolve_tables(origin, std::move(vocab), merges);
+}
+
+std::shared_ptr<Tokenizer::Impl> assemble(const std::string& origin, Settings settings, BpeTables tables,
+                                          std::string tokenizer_json, const std::string& config_json) {
+  auto t = std::make_shared<Tokenizer::Impl>();
+  t->config_json = config_json;
+  t->origin = origin;
+  t->normalizer = std::move(settings.normalizer);
+  t->pre_tokenizer = std::move(settings.pre_tokenizer);
+
+  const size_t n = tables.token_texts.size();
+  int32_t max_id = -1;
+  for (int32_t id : tables.token_ids) max_id = std::max(max_id, id);
+  for (const AddedToken& a : settings.added) max_id = std::max(max_id, a.id);
+  if (settings.unk_token) {
+    for (size_t i = 0; i < n; ++i) {
+      if (tables.token_texts[i] == *settings.unk_token) settings.options.unk_id = tables.token_ids[i];
+    }
+    if (settings.options.unk_id < 0) {
+      throw TokenizerError(origin + ": /model/unk_token: \"" + *settings.unk_token + "\" is not in /model/vocab");
+    }
+  }
+  t->model.emplace(tables, settings.options);
+  LoadPhases::mark("BPE model maps");
 
   // Id tables. Added tokens take precedence over the vocabulary for names, as in `tokenizers`.
+  // The ByteLevel decoder passes a token through unchanged when it has characters outside the byte
+  // alphabet (added tokens written as plain text).
+  const bool byte_level_decoder = settings.decoder == DecoderKind::kByteLevel;
   const size_t size = static_cast<size_t>(max_id + 1);
-  t->token_text.assign(size, "");
+  bool ids_in_order = true;  // token i has id i: the usual layout of a vocabulary
+  for (size_t i = 0; i < n && ids_in_order; ++i) ids_in_order = tables.token_ids[i] == static_cast<int32_t>(i);
+  // The model has copied what it needs: the tables' vectors move into the id tables.
+  if (ids_in_order) {
+    if (!byte_level_decoder) tables.token_bytes = tables.token_texts;
+    t->token_text = std::move(tables.token_texts);
+    t->token_bytes = std::move(tables.token_bytes);
+    t->token_text.resize(size);
+    t->token_bytes.resize(size);
+  } else {
+    t->token_text.resize(size);
+    t->token_bytes.resize(size);
+    for (size_t i = 0; i < n; ++i) {
+      const int32_t id = tables.token_ids[i];
+      t->token_bytes[id] = byte_level_decoder ? std::move(tables.token_bytes[i]) : tables.token_texts[i];
+      t->token_text[id] = std::move(tables.token_texts[i]);
+    }
+  }
   t->special.assign(size, 0);
-  for (const auto& [text, id] : vocab) t->token_text[id] = text;
-  t->id_by_token_text.reserve(vocab.size() + added.size());
-  for (const Added& a : added) {
+  t->added_token_ids.reserve(settings.added.size());
+  for (const AddedToken& a : settings.added) {
     t->token_text[a.id] = a.content;
+    std::optional<std::string> bytes;
+    if (byte_level_decoder) bytes = byte_level::token_text_to_bytes(a.content);
+    t->token_bytes[a.id] = bytes ? *bytes : a.content;
     t->special[a.id] = a.special;
-    t->id_by_token_text.insert(a.content, a.id);
+    t->added_token_ids.insert(a.content, a.id);
     t->added_tokens.add(a.content, a.id, a.special);
   }
-  for (const auto& [text, id] : vocab) t->id_by_token_text.insert(text, id);
-  t->token_bytes.resize(size);
-  for (size_t id = 0; id < size; ++id) {
-    const std::string& text = t->token_text[id];
-    std::optional<std::string> bytes;
-    if (decoder == DecoderKind::kByteLevel) bytes = byte_level::token_text_to_bytes(text);
-    // The ByteLevel decoder passes a token through unchanged when it has characters outside the byte
-    // alphabet (added tokens written as plain text).
-    t->token_bytes[id] = bytes ? *bytes : text;
-  }
+  t->tokenizer_json = std::move(tokenizer_json);
+  LoadPhases::mark("id tables");
 
   // Roles from tokenizer_config.json.
   if (!config_json.empty()) {
     const Reader cr(origin.substr(0, origin.find_last_of('/') + 1) + "tokenizer_config.json");
-    json config;
-    try {
-      config = json::parse(config_json);
-    } catch (const json::parse_error& e) {
-      cr.fail("", std::string("not valid JSON: ") + e.what());
-    }
+    const json config = parse_json(cr, config_json);
     if (!config.is_object()) cr.fail("", "expected a JSON object");
     const auto resolve = [&](const std::string& key) {
       const std::string name = role_token(cr, config, key);
       if (name.empty()) return -1;
-      const int32_t id = t->id_by_token_text.find(name);
+      const int32_t id = t->find_token_id(name);
       if (id < 0) cr.fail("/" + key, "token \"" + name + "\" is not in the tokenizer");
       return id;
     };
     t->bos_id = resolve("bos_token");
     t->eos_id = resolve("eos_token");
     t->pad_id = resolve("pad_token");
+    LoadPhases::mark("tokenizer_config.json");
   }
   return t;
+}
+
+// The reference path: the whole file through the JSON library.
+std::shared_ptr<Tokenizer::Impl> parse_with_dom(std::string tokenizer_json, const std::string& config_json,
+                                                const std::string& origin) {
+  const Reader r(origin);
+  json doc = parse_json(r, tokenizer_json);
+  LoadPhases::mark("JSON DOM of the whole file");
+  Settings settings = read_settings(r, doc);
+  BpeTables tables = read_tables_from_dom(r, origin, doc);
+  doc = json();
+  LoadPhases::mark("free the DOM");
+  return assemble(origin, std::move(settings), std::move(tables), std::move(tokenizer_json), config_json);
+}
+
+}  // namespace
+
+std::shared_ptr<Tokenizer::Impl> parse_tokenizer_json(std::string tokenizer_json, const std::string& config_json,
+                                                      const std::string& origin, TableSource source,
+                                                      const TableCache* cache) {
+  if (source == TableSource::kReference) return parse_with_dom(std::move(tokenizer_json), config_json, origin);
+  const Reader r(origin);
+  const bool use_cache = cache && cache->applies();
+
+  if (use_cache) {
+    std::optional<CachedTables> cached = cache->load();
+    LoadPhases::mark("cache read");
+    std::optional<Settings> settings;
+    if (cached) {
+      // A cache that matches the file's hash was written from this file after it loaded, so its rest
+      // parses and passes every check; one that does not is not used.
+      try {
+        const json rest = json::parse(cached->rest_json);
+        LoadPhases::mark("JSON DOM of the rest");
+        settings = read_settings(r, rest);
+      } catch (const std::exception&) {
+      }
+    }
+    if (settings) {
+      return assemble(origin, std::move(*settings), std::move(cached->tables), std::move(tokenizer_json), config_json);
+    }
+  }
+
+  std::optional<ScannedVocabAndMerges> scanned = scan_vocab_and_merges(tokenizer_json);
+  LoadPhases::mark("scan vocab and merges");
+  if (!scanned) return parse_with_dom(std::move(tokenizer_json), config_json, origin);
+  json rest;
+  try {
+    rest = json::parse(scanned->rest_json);
+  } catch (const json::parse_error&) {  // the error is somewhere outside vocab and merges: name it
+    return parse_with_dom(std::move(tokenizer_json), config_json, origin);
+  }
+  LoadPhases::mark("JSON DOM of the rest");
+  Settings settings = read_settings(r, rest);
+  CachedTables built{std::move(scanned->rest_json), resolve_tables(origin, std::move(scanned->vocab), scanned->merges)};
+  // A token written twice: the DOM keeps the last one, and the reference path says what it means.
+  if (built.tables.duplicate_tokens > 0) return parse_with_dom(std::move(tokenizer_json), config_json, origin);
+  // Written before assembling, which consumes the tables: should assembling then fail (a role in
+  // tokenizer_config.json that names no token), the next load from the cache fails the same way.
+  if (use_cache) {
+    cache->store(built);
+    LoadPhases::mark("cache write");
+  }
+  return assemble(origin, std::move(settings), std::move(built.tables), std::move(tokenizer_json), config_json);
 }
 
 }  // namespace grpo
