@@ -4,6 +4,7 @@
 //   node scripts/tokenizer_reference.mjs fixtures CORPUS_JSON OUT_DIR   golden ids for every tokenizer
 //   node scripts/tokenizer_reference.mjs bench TOKENIZER_DIR TEXT_FILE  encode speed, one line of JSON
 //   node scripts/tokenizer_reference.mjs bench-text OUT_FILE MEGABYTES   deterministic mixed text
+//   node scripts/tokenizer_reference.mjs load TOKENIZER_DIR              load time, one line of JSON
 //
 // Corpus cases with "hex" hold bytes that are not valid UTF-8, which no JS string can carry. grpo
 // defines their encoding as: valid UTF-8 runs are encoded as usual, and each stray byte is one word of
@@ -191,6 +192,15 @@ function bench(dir, textFile) {
   console.log(JSON.stringify({ bytes, tokens, seconds, ids_hash: hash.toString(16) }));
 }
 
+// One load as an application does it: read both files, JSON.parse, construct (the module itself is
+// imported before timing, as a long-running process would have it already).
+function loadTime(dir) {
+  const start = process.hrtime.bigint();
+  const { tokenizer } = load(dir);
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  console.log(JSON.stringify({ seconds, hello_world: tokenizer.encode("Hello world", { add_special_tokens: false }).ids }));
+}
+
 // Mixed text with a realistic long tail of words: prose from random syllables, Chinese, code, LaTeX,
 // numbers, emoji and whitespace runs, from a fixed-seed generator (the same file on every machine).
 function benchText(outFile, megabytes) {
@@ -248,7 +258,8 @@ if (mode === "fixtures") {
 }
 else if (mode === "bench") bench(a, b);
 else if (mode === "bench-text") benchText(a, Number(b));
+else if (mode === "load") loadTime(a);
 else {
-  console.error("usage: tokenizer_reference.mjs fixtures CORPUS_JSON OUT_DIR | bench TOKENIZER_DIR TEXT_FILE | bench-text OUT_FILE MB");
+  console.error("usage: tokenizer_reference.mjs fixtures CORPUS_JSON OUT_DIR | bench TOKENIZER_DIR TEXT_FILE | bench-text OUT_FILE MB | load TOKENIZER_DIR");
   process.exit(2);
 }
