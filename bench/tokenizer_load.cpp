@@ -8,7 +8,6 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <time.h>
 
@@ -24,11 +23,16 @@ double cpu_seconds() {
   return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
 }
 
-std::string read_or_empty(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+// As from_file reads: the size, then one read.
+template <typename Bytes>
+Bytes read_or_empty(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  Bytes bytes;
+  if (!in) return bytes;
+  bytes.resize(static_cast<size_t>(in.tellg()));
+  in.seekg(0);
+  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  return bytes;
 }
 
 // Text that touches the vocabulary, merges, added tokens and the regexes, so that the hash of its ids
@@ -70,8 +74,8 @@ int main(int argc, char** argv) {
     } else {
       // Read as from_file reads, then the reference path: what every load did before the scanner and
       // the cache (tests/tokenizer_load_parity.cpp checks that the paths build the same tables).
-      std::string json = read_or_empty(dir + "/tokenizer.json");
-      const std::string config = read_or_empty(dir + "/tokenizer_config.json");
+      grpo::JsonText json = read_or_empty<grpo::JsonText>(dir + "/tokenizer.json");
+      const std::string config = read_or_empty<std::string>(dir + "/tokenizer_config.json");
       if (json.empty()) throw std::runtime_error(dir + "/tokenizer.json: cannot read");
       grpo::LoadPhases::mark("read the files");
       const auto impl = grpo::parse_tokenizer_json(std::move(json), config, dir + "/tokenizer.json",

@@ -30,8 +30,9 @@ void check_parity(const std::string& name) {
   }
   const std::string json = grpo::test::read_text_file(dir + "/tokenizer.json");
   const std::string config = grpo::test::read_text_file(dir + "/tokenizer_config.json");
-  const auto reference = grpo::parse_tokenizer_json(json, config, name, TableSource::kReference);
-  const auto fast = grpo::parse_tokenizer_json(json, config, name, TableSource::kFast);
+  const grpo::JsonText text(json.begin(), json.end());
+  const auto reference = grpo::parse_tokenizer_json(text, config, name, TableSource::kReference);
+  const auto fast = grpo::parse_tokenizer_json(text, config, name, TableSource::kFast);
 
   CHECK(fast->token_text.size() > 100000);
   CHECK(fast->token_text == reference->token_text);

@@ -22,11 +22,11 @@ struct BpeTables {
   // whole instead of copying 150 k strings into new ones.
   static constexpr size_t kSpareIds = 1024;
 
-  std::vector<std::string> token_texts;  // the vocabulary as written, in file order
+  LargeVector<std::string> token_texts;  // the vocabulary as written, in file order
   std::vector<int32_t> token_ids;        // their ids
   // The raw bytes each token stands for in GPT-2's byte alphabet (what the ByteLevel decoder gives), or
   // the text itself when it has characters outside that alphabet ("<|im_end|>"): in_byte_alphabet 0.
-  std::vector<std::string> token_bytes;
+  LargeVector<std::string> token_bytes;
   std::vector<uint8_t> in_byte_alphabet;
   std::vector<Merge> merges;  // in rank order
   // Tokens written more than once in the vocabulary (only a text scan can see them; a JSON object keeps

@@ -15,7 +15,7 @@ size_t capacity_for(size_t count) {
 
 void PairMergeMap::reserve(size_t count) {
   if (capacity_for(count) <= slots_.size()) return;
-  std::vector<Slot> old = std::move(slots_);
+  LargeVector<Slot> old = std::move(slots_);
   slots_.assign(capacity_for(count), Slot{});
   mask_ = slots_.size() - 1;
   shift_ = 64 - __builtin_ctzll(slots_.size());
@@ -56,7 +56,7 @@ uint64_t StringIdMap::hash_of(std::string_view key) {
 
 void StringIdMap::reserve(size_t count) {
   if (capacity_for(count) <= slots_.size()) return;
-  std::vector<Slot> old = std::move(slots_);
+  LargeVector<Slot> old = std::move(slots_);
   slots_.assign(capacity_for(count), Slot{});
   mask_ = slots_.size() - 1;
   for (const Slot& s : old) {

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "policy/tokenizer/huge_page_allocator.h"
+
 namespace grpo {
 
 // (left id, right id) -> (merge rank, merged id): the BPE merge table.
@@ -43,7 +45,7 @@ class PairMergeMap {
   size_t slot_of(uint64_t key) const { return static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_); }
   void grow();
 
-  std::vector<Slot> slots_;
+  LargeVector<Slot> slots_;
   size_t mask_ = 0;
   int shift_ = 64;
   size_t size_ = 0;
@@ -70,7 +72,7 @@ class StringIdMap {
   void grow();
 
   std::string arena_;
-  std::vector<Slot> slots_;
+  LargeVector<Slot> slots_;
   size_t mask_ = 0;
   size_t size_ = 0;
 };

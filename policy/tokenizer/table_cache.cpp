@@ -130,7 +130,7 @@ std::optional<CachedTables> decode_payload(std::string_view payload) {
   return c;
 }
 
-bool read_whole_file(const std::string& path, std::string& out) {
+bool read_whole_file(const std::string& path, LargeVector<char>& out) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
   struct stat st {};
@@ -250,10 +250,10 @@ TableCache::TableCache(const std::string& tokenizer_json_path, std::string_view 
 
 std::optional<CachedTables> TableCache::load() const {
   if (!applies_) return std::nullopt;
-  std::string bytes;
+  LargeVector<char> bytes;
   for (const std::string* path : {&beside_path_, &fallback_path_}) {
     if (path->empty() || !read_whole_file(*path, bytes)) continue;
-    if (auto tables = decode_table_cache(bytes, source_hash_, source_size_)) return tables;
+    if (auto tables = decode_table_cache({bytes.data(), bytes.size()}, source_hash_, source_size_)) return tables;
   }
   return std::nullopt;
 }

@@ -22,7 +22,8 @@ std::string directory_of(const std::string& file) {
   return slash == std::string::npos ? "." : file.substr(0, slash);
 }
 
-bool read_file(const std::string& path, std::string& out) {
+template <typename Bytes>  // std::string, JsonText
+bool read_file(const std::string& path, Bytes& out) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return false;
   const std::streamoff size = in.tellg();
@@ -32,7 +33,7 @@ bool read_file(const std::string& path, std::string& out) {
   return static_cast<bool>(in.read(out.data(), static_cast<std::streamsize>(out.size())));
 }
 
-void write_file(const std::string& path, const std::string& text) {
+void write_file(const std::string& path, std::string_view text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << text;
   out.flush();
@@ -75,16 +76,17 @@ void encode_plain(const Tokenizer::Impl& t, std::string_view text, WordCache* ca
 
 Tokenizer Tokenizer::from_json(const std::string& tokenizer_json, const std::string& config_json,
                                const std::string& origin) {
-  return Tokenizer(parse_tokenizer_json(tokenizer_json, config_json, origin));
+  return Tokenizer(parse_tokenizer_json(JsonText(tokenizer_json.begin(), tokenizer_json.end()), config_json, origin));
 }
 
 Tokenizer Tokenizer::from_file(const std::string& path) {
   const std::string file = is_directory(path) ? path + "/tokenizer.json" : path;
-  std::string json, config;
+  JsonText json;
+  std::string config;
   if (!read_file(file, json)) throw TokenizerError(file + ": cannot read tokenizer file");
   read_file(directory_of(file) + "/tokenizer_config.json", config);  // optional
   LoadPhases::mark("read the files");
-  const TableCache cache(file, json);
+  const TableCache cache(file, view_of(json));
   LoadPhases::mark("hash the file");
   return Tokenizer(parse_tokenizer_json(std::move(json), config, file, TableSource::kFast, &cache));
 }
@@ -148,7 +150,7 @@ int32_t Tokenizer::eos_id() const { return impl_->eos_id; }
 int32_t Tokenizer::pad_id() const { return impl_->pad_id; }
 
 void Tokenizer::save(const std::string& path) const {
-  write_file(path, impl_->tokenizer_json);
+  write_file(path, view_of(impl_->tokenizer_json));
   if (!impl_->config_json.empty()) write_file(directory_of(path) + "/tokenizer_config.json", impl_->config_json);
 }
 

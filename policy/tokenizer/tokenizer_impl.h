@@ -17,10 +17,14 @@
 
 namespace grpo {
 
+// The text of a tokenizer.json: read straight into memory advised for huge pages (11 MB for Qwen3).
+using JsonText = LargeVector<char>;
+inline std::string_view view_of(const JsonText& text) { return {text.data(), text.size()}; }
+
 struct Tokenizer::Impl {
-  std::string tokenizer_json;  // the source texts, written back by save()
-  std::string config_json;     // tokenizer_config.json, empty when there is none
-  std::string origin;          // file name for messages
+  JsonText tokenizer_json;   // the source texts, written back by save()
+  std::string config_json;   // tokenizer_config.json, empty when there is none
+  std::string origin;        // file name for messages
 
   Normalizer normalizer;
   PreTokenizer pre_tokenizer;
@@ -28,8 +32,8 @@ struct Tokenizer::Impl {
   AddedTokenMatcher added_tokens;
 
   // Per id: the token as written, the bytes it decodes to, whether it is a special added token.
-  std::vector<std::string> token_text;
-  std::vector<std::string> token_bytes;
+  LargeVector<std::string> token_text;
+  LargeVector<std::string> token_bytes;
   std::vector<char> special;
   // Names: added tokens take precedence over the vocabulary (model->token_id), as in `tokenizers`.
   StringIdMap added_token_ids;
@@ -47,6 +51,7 @@ struct Tokenizer::Impl {
 
 class TableCache;
 
+
 // How parse_tokenizer_json reads /model/vocab and /model/merges.
 enum class TableSource {
   kFast,       // the table cache when one is given and holds this file, else the scanner of
@@ -57,7 +62,7 @@ enum class TableSource {
 // Parses tokenizer.json (and optionally tokenizer_config.json) into Impl. With a cache (from_file's,
 // table_cache.h), a file read by the scanner is cached and a cached file is not scanned. Defined in
 // tokenizer_json.cpp.
-std::shared_ptr<Tokenizer::Impl> parse_tokenizer_json(std::string tokenizer_json, const std::string& config_json,
+std::shared_ptr<Tokenizer::Impl> parse_tokenizer_json(JsonText tokenizer_json, const std::string& config_json,
                                                       const std::string& origin,
                                                       TableSource source = TableSource::kFast,
                                                       const TableCache* cache = nullptr);

@@ -206,9 +206,9 @@ std::string role_token(const Reader& r, const json& config, const std::string& k
   r.fail("/" + key, "expected a token string or {\"content\": ...}");
 }
 
-json parse_json(const Reader& r, const std::string& text) {
+json parse_json(const Reader& r, std::string_view text) {
   try {
-    return json::parse(text);
+    return json::parse(text.begin(), text.end());
   } catch (const json::parse_error& e) {
     r.fail("", std::string("not valid JSON: ") + e.what());
   }
@@ -316,7 +316,7 @@ BpeTables read_tables_from_dom(const Reader& r, const std::string& origin, const
 }
 
 std::shared_ptr<Tokenizer::Impl> assemble(const std::string& origin, Settings settings, BpeTables tables,
-                                          std::string tokenizer_json, const std::string& config_json) {
+                                          JsonText tokenizer_json, const std::string& config_json) {
   auto t = std::make_shared<Tokenizer::Impl>();
   t->config_json = config_json;
   t->origin = origin;
@@ -396,10 +396,10 @@ std::shared_ptr<Tokenizer::Impl> assemble(const std::string& origin, Settings se
 }
 
 // The reference path: the whole file through the JSON library.
-std::shared_ptr<Tokenizer::Impl> parse_with_dom(std::string tokenizer_json, const std::string& config_json,
+std::shared_ptr<Tokenizer::Impl> parse_with_dom(JsonText tokenizer_json, const std::string& config_json,
                                                 const std::string& origin) {
   const Reader r(origin);
-  json doc = parse_json(r, tokenizer_json);
+  json doc = parse_json(r, view_of(tokenizer_json));
   LoadPhases::mark("JSON DOM of the whole file");
   Settings settings = read_settings(r, doc);
   BpeTables tables = read_tables_from_dom(r, origin, doc);
@@ -410,7 +410,7 @@ std::shared_ptr<Tokenizer::Impl> parse_with_dom(std::string tokenizer_json, cons
 
 }  // namespace
 
-std::shared_ptr<Tokenizer::Impl> parse_tokenizer_json(std::string tokenizer_json, const std::string& config_json,
+std::shared_ptr<Tokenizer::Impl> parse_tokenizer_json(JsonText tokenizer_json, const std::string& config_json,
                                                       const std::string& origin, TableSource source,
                                                       const TableCache* cache) {
   if (source == TableSource::kReference) return parse_with_dom(std::move(tokenizer_json), config_json, origin);
@@ -436,7 +436,7 @@ std::shared_ptr<Tokenizer::Impl> parse_tokenizer_json(std::string tokenizer_json
     }
   }
 
-  std::optional<ScannedVocabAndMerges> scanned = scan_vocab_and_merges(tokenizer_json);
+  std::optional<ScannedVocabAndMerges> scanned = scan_vocab_and_merges(view_of(tokenizer_json));
   LoadPhases::mark("scan vocab and merges");
   if (!scanned) return parse_with_dom(std::move(tokenizer_json), config_json, origin);
   json rest;
