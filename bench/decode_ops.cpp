@@ -1,54 +1,24 @@
-// What a decode step spends its time on: the top-level LibTorch operations of greedy batch-B decoding
-// (counted by a RecordFunction observer; ops called inside other ops are not counted again), per
-// generated token, with their inclusive wall time. For a model bound by per-op overhead (a tiny MoE at
-// batch 1) this is the table to cut down.
+// What a decode step spends its time on: every LibTorch operation of greedy batch-B decoding, with its
+// self time (inclusive time minus the operations it calls, so nothing is counted twice) per decode step
+// (a token for every row), matrix products summed apart from everything else. The GEMM rate at the
+// step's shapes (one row per sequence of the batch against each weight) is measured in the same run,
+// so the products' share can be read against what they could cost.
 //
 //   bench_decode_ops CONFIG.json [NEW_TOKENS=128] [BATCH=1] [ROWS=25]
-#include <ATen/record_function.h>
 #include <fmt/core.h>
 
-#include <algorithm>
 #include <chrono>
-#include <map>
 #include <string>
-#include <vector>
+#include <thread>
 
 #include "bench/bench_inputs.h"
+#include "bench/gemm_peak.h"
+#include "bench/op_profile.h"
 #include "policy/causal_lm.h"
 #include "rollout/rollout_engine.h"
 
 using namespace grpo;
 using Clock = std::chrono::steady_clock;
-
-namespace {
-
-struct OpStats {
-  int64_t calls = 0;
-  double seconds = 0;
-};
-
-// The observer runs on the decoding thread only; depth tells top-level calls from nested ones.
-thread_local int depth = 0;
-thread_local std::vector<Clock::time_point> starts;
-std::map<std::string, OpStats> stats;
-
-std::unique_ptr<at::ObserverContext> on_enter(const at::RecordFunction&) {
-  ++depth;
-  starts.push_back(Clock::now());
-  return nullptr;
-}
-
-void on_exit(const at::RecordFunction& fn, at::ObserverContext*) {
-  const double seconds = std::chrono::duration<double>(Clock::now() - starts.back()).count();
-  starts.pop_back();
-  if (--depth == 0) {
-    OpStats& s = stats[fn.name()];
-    s.calls += 1;
-    s.seconds += seconds;
-  }
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
@@ -62,6 +32,12 @@ int main(int argc, char** argv) {
   ModelConfig config = load_model_config(argv[1]);
   CausalLM model(config);
   model->eval();
+  const int64_t h = config.hidden_size;
+  bench::measure_gemm_peak({{"x·W[h,h]ᵀ", batch, h, h},
+                            {"x·W_upᵀ", batch, h, config.intermediate_size},
+                            {"x·W_downᵀ", batch, config.intermediate_size, h},
+                            {"head", batch, h, config.vocab_size}});
+  fmt::print("{} LibTorch threads, {} cores\n", torch::get_num_threads(), std::thread::hardware_concurrency());
   RolloutOptions o;
   o.sampling.temperature = 0;
   o.stop.max_new_tokens = new_tokens;
@@ -69,26 +45,12 @@ int main(int argc, char** argv) {
   RolloutEngine engine(model, nullptr, o);
   engine.generate(bench::synthetic_prompts(config, batch, 16));  // warm-up: allocator, BLAS threads
 
-  auto handle = at::addThreadLocalCallback(
-      at::RecordFunctionCallback(on_enter, on_exit).scopes({at::RecordScope::FUNCTION}).needsInputs(false));
   const auto begin = Clock::now();
+  bench::OpProfile profile;
   engine.generate(bench::synthetic_prompts(config, batch, 16));
+  profile.stop();
   const double wall = std::chrono::duration<double>(Clock::now() - begin).count();
-  at::removeCallback(handle);
-
-  std::vector<std::pair<std::string, OpStats>> sorted(stats.begin(), stats.end());
-  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
-  int64_t calls = 0;
-  double op_seconds = 0;
-  for (const auto& [name, s] : sorted) calls += s.calls, op_seconds += s.seconds;
-  const double steps = static_cast<double>(new_tokens);
-  fmt::print("{} at batch {}: {:.3f} ms per generated token (observed), {:.0f} top-level ops per token, "
-             "{:.0f}% of the time inside them\n",
-             argv[1], batch, 1e3 * wall / steps, calls / steps, 100.0 * op_seconds / wall);
-  fmt::print("{:<36} {:>9} {:>10} {:>9}\n", "op", "per token", "us/token", "us/call");
-  for (size_t i = 0; i < std::min(rows, sorted.size()); ++i) {
-    const auto& [name, s] = sorted[i];
-    fmt::print("{:<36} {:>9.1f} {:>10.1f} {:>9.2f}\n", name, s.calls / steps, 1e6 * s.seconds / steps, 1e6 * s.seconds / s.calls);
-  }
+  fmt::print("{} at batch {} ({} new tokens after a 16-token prompt, prefill included):\n", argv[1], batch, new_tokens);
+  profile.print(static_cast<double>(new_tokens), "step", wall, rows);  // one step: a token for every row
   return 0;
 }

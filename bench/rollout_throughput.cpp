@@ -3,11 +3,14 @@
 // must read the weights it uses and the cache once, at the better bandwidth of a large copy on one core
 // or on all, measured in the same run. Engine and naive rates are given per wall-clock second and per
 // CPU second of this process (all threads): on a shared machine the first includes time other
-// processes took, the second does not.
+// processes took, the second does not. A second bound is compute: every generated token costs
+// 2 · activated parameters FLOPs of matrix products, at the float32 GEMM peak measured in the same run
+// (the best of a square product and the model's products at the largest batch).
 //
-//   bench_rollout CONFIG.json [NEW_TOKENS=256] [BATCHES=1,8,64] [NAIVE_MAX_BATCH=8]
+//   bench_rollout CONFIG.json [NEW_TOKENS=256] [BATCHES=1,8,64,256] [NAIVE_MAX_BATCH=8]
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <cstdio>
@@ -19,6 +22,7 @@
 
 #include "bench/bench_inputs.h"
 #include "bench/decode_bound.h"
+#include "bench/gemm_peak.h"
 #include "policy/causal_lm.h"
 #include "policy/model_size.h"
 #include "rollout/rollout_engine.h"
@@ -93,7 +97,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int64_t new_tokens = argc > 2 ? std::stoll(argv[2]) : 256;
-  const std::vector<int64_t> batches = bench::parse_list(argc > 3 ? argv[3] : "1,8,64");
+  const std::vector<int64_t> batches = bench::parse_list(argc > 3 ? argv[3] : "1,8,64,256");
   const int64_t naive_max_batch = argc > 4 ? std::stoll(argv[4]) : 8;
   const int64_t prompt_len = 16;
   torch::manual_seed(0);
@@ -104,14 +108,22 @@ int main(int argc, char** argv) {
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const Rate one_core = copy_bandwidth(1), all_cores = copy_bandwidth(cores);
   const Rate bandwidth = all_cores.wall > one_core.wall ? all_cores : one_core;  // the stricter bound
+  const int64_t largest = *std::max_element(batches.begin(), batches.end()), h = config.hidden_size;
+  const double gemm_peak = bench::measure_gemm_peak({{"x·W[h,h]ᵀ", largest, h, h},
+                                                     {"x·W_upᵀ", largest, h, config.intermediate_size},
+                                                     {"x·W_downᵀ", largest, config.intermediate_size, h},
+                                                     {"head", largest, h, config.vocab_size}});
+  const double gemm_bound = gemm_peak / (2.0 * static_cast<double>(params.activated_per_token));  // tokens/s
+  fmt::print("GEMM-peak bound: {:.0f} tokens/s ({:.1f}M activated parameters per token)\n", gemm_bound,
+             params.activated_per_token / 1e6);
   fmt::print("model {} ({}): {:.1f}M parameters, {:.1f} MB of f32 weights, KV cache {} bytes per position\n", argv[1],
              config.model_type, params.total / 1e6, 4.0 * params.total / 1e6, 4 * kv_cache_values_per_token(config));
   fmt::print("copy bandwidth (read + write): {:.1f} GB/s on {} cores, {:.1f} on one (the bound uses the higher); "
              "{} LibTorch threads\n", all_cores.wall / 1e9, cores, one_core.wall / 1e9, torch::get_num_threads());
-  fmt::print("{:>5} {:>5} {:>8} {:>17} {:>17} {:>13} {:>8} {:>8} {:>8}\n", "", "", "", "engine tok/s", "naive tok/s", "speedup",
-             "", "bound", "of bound");
-  fmt::print("{:>5} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>8} {:>8} {:>8}\n", "batch", "new", "ms/step", "wall",
-             "CPU", "wall", "CPU", "wall", "CPU", "MB/step", "tok/s", "(wall)");
+  fmt::print("{:>5} {:>5} {:>8} {:>17} {:>17} {:>13} {:>26} {:>8}\n", "", "", "", "engine tok/s", "naive tok/s", "speedup",
+             "bandwidth bound", "GEMM");
+  fmt::print("{:>5} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8}\n", "batch", "new", "ms/step", "wall",
+             "CPU", "wall", "CPU", "wall", "CPU", "MB/step", "tok/s", "of bound", "of peak");
 
   for (int64_t batch : batches) {
     RolloutOptions o;
@@ -137,9 +149,9 @@ int main(int argc, char** argv) {
       speedup_wall = fmt::format("{:.1f}x", engine_tps.wall / naive.wall);
       speedup_cpu = fmt::format("{:.1f}x", engine_tps.cpu / naive.cpu);
     }
-    fmt::print("{:>5} {:>5} {:>8.1f} {:>8.1f} {:>8.1f} {:>8} {:>8} {:>6} {:>6} {:>8.1f} {:>8.0f} {:>7.0f}%\n", batch, new_tokens,
-               1e3 * wall / new_tokens, engine_tps.wall, engine_tps.cpu, naive_wall, naive_cpu, speedup_wall, speedup_cpu,
-               step_bytes / 1e6, bound, 100.0 * engine_tps.wall / bound);
+    fmt::print("{:>5} {:>5} {:>8.1f} {:>8.1f} {:>8.1f} {:>8} {:>8} {:>6} {:>6} {:>8.1f} {:>8.0f} {:>7.0f}% {:>7.0f}%\n", batch,
+               new_tokens, 1e3 * wall / new_tokens, engine_tps.wall, engine_tps.cpu, naive_wall, naive_cpu, speedup_wall,
+               speedup_cpu, step_bytes / 1e6, bound, 100.0 * engine_tps.wall / bound, 100.0 * engine_tps.wall / gemm_bound);
     std::fflush(stdout);
   }
   return 0;

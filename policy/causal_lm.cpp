@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include "policy/cpu_allocator.h"
 #include "policy/device.h"
 #include "policy/projection.h"
 
@@ -19,6 +20,7 @@ TransformerImpl::TransformerImpl(const ModelConfig& c) {
 }
 
 CausalLMImpl::CausalLMImpl(const ModelConfig& config) : config_(config), rope_(config.rope, config.rope_dim()) {
+  retain_freed_cpu_memory();  // activations reuse freed memory instead of page-faulting on fresh blocks
   model = register_module("model", Transformer(config));
   if (!config.tie_word_embeddings)
     lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(config.hidden_size, config.vocab_size).bias(false)));

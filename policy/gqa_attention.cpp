@@ -17,13 +17,16 @@ GqaAttentionImpl::GqaAttentionImpl(const ModelConfig& c, int64_t layer_index)
   k_proj = register_module("k_proj", torch::nn::Linear(LinearOptions(h, kv_heads_ * head_dim_).bias(c.attention_bias)));
   v_proj = register_module("v_proj", torch::nn::Linear(LinearOptions(h, kv_heads_ * head_dim_).bias(c.attention_bias)));
   o_proj = register_module("o_proj", torch::nn::Linear(LinearOptions(heads_ * head_dim_, h).bias(false)));
+  qkv_ = std::make_unique<FusedLinears>(std::vector<torch::nn::Linear>{q_proj, k_proj, v_proj});
 }
 
 torch::Tensor GqaAttentionImpl::forward(const torch::Tensor& x, ForwardContext& ctx) {
   const int64_t b = x.size(0), t = x.size(1);
-  torch::Tensor q = project(q_proj, x).view({b, t, heads_, head_dim_});     // [B, T, H, D]
-  torch::Tensor k = project(k_proj, x).view({b, t, kv_heads_, head_dim_});  // [B, T, Hkv, D]
-  torch::Tensor v = project(v_proj, x).view({b, t, kv_heads_, head_dim_});  // [B, T, Hkv, D]
+  // One product for the three projections; q, k and v are column blocks of its output.
+  std::vector<torch::Tensor> qkv = qkv_->forward_split(x);
+  torch::Tensor q = qkv[0].view({b, t, heads_, head_dim_});     // [B, T, H, D]
+  torch::Tensor k = qkv[1].view({b, t, kv_heads_, head_dim_});  // [B, T, Hkv, D]
+  torch::Tensor v = qkv[2].view({b, t, kv_heads_, head_dim_});  // [B, T, Hkv, D]
   q = rope_.apply(q, ctx.rope);
   k = rope_.apply(k, ctx.rope);
   if (ctx.cache) {

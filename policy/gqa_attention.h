@@ -7,6 +7,7 @@
 #include "policy/scalar_constant.h"
 
 #include "policy/forward_context.h"
+#include "policy/fused_linears.h"
 #include "policy/model_config.h"
 
 namespace grpo {
@@ -19,6 +20,8 @@ class GqaAttentionImpl : public torch::nn::Module {
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
  private:
+  // q_proj, k_proj and v_proj as one product (their weights are rows of one stacked tensor).
+  std::unique_ptr<FusedLinears> qkv_;
   int64_t layer_index_, heads_, kv_heads_, head_dim_;
   ScalarConstant scale_;
   RotaryEmbedding rope_;

@@ -4,10 +4,13 @@
 // row at a time, where every fast path applies, against the full forward, where none does.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "policy/forward_context.h"
+#include "policy/fused_linears.h"
 #include "policy/mla_attention.h"
 #include "policy/moe_router.h"
 #include "policy/projection.h"
@@ -228,5 +231,153 @@ TEST_CASE("fast paths together: one row decoded token by token equals the full f
       steps.push_back(model->forward(step));
     }
     CHECK(test::max_relative_error(torch::cat(steps, 1), expected) < 1e-10);
+  }
+}
+
+TEST_CASE("fast path: fused linear layers equal each layer's product, values and gradients") {
+  // Three layers of one input width (q/k/v-shaped: 5, 3 and 3 outputs, with biases) as one product
+  // over stacked weights, against each layer alone and against sums written out, in float64. The
+  // fused and separate products sum the same 7 terms per output (1e-13 relative); a wrong block,
+  // bias or gradient routing is off by O(1).
+  torch::manual_seed(12);
+  auto layer = [](int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(7, out).bias(true)); };
+  std::vector<torch::nn::Linear> layers = {layer(5), layer(3), layer(3)};
+  for (torch::nn::Linear& l : layers) {
+    l->to(torch::kDouble);
+    torch::NoGradGuard no_grad;
+    l->bias.normal_(0.0, 1.0);
+  }
+  FusedLinears fused(layers);
+  CHECK((fused.widths() == std::vector<int64_t>{5, 3, 3}));
+  Tensor x = torch::randn({2, 4, 7}, torch::kDouble);
+
+  // Σ_i x[n, i] · W[o, i] + b[o] for every row n and output o, layer by layer.
+  auto by_loop = [&](const Tensor& input) {
+    Tensor rows = input.reshape({-1, 7});
+    std::vector<Tensor> blocks;
+    for (const torch::nn::Linear& l : layers) {
+      Tensor out = torch::zeros({rows.size(0), l->weight.size(0)}, torch::kDouble);
+      for (int64_t n = 0; n < rows.size(0); ++n)
+        for (int64_t o = 0; o < l->weight.size(0); ++o) {
+          double sum = l->bias[o].item<double>();
+          for (int64_t i = 0; i < 7; ++i) sum += rows[n][i].item<double>() * l->weight[o][i].item<double>();
+          out[n][o] = sum;
+        }
+      blocks.push_back(out);
+    }
+    return torch::cat(blocks, 1).view({input.size(0), input.size(1), 11});
+  };
+
+  SUBCASE("values without autograd, after in-place updates and after a dtype change") {
+    torch::NoGradGuard no_grad;
+    CHECK(test::max_relative_error(fused.forward(x), by_loop(x)) < 1e-13);
+    CHECK(test::max_relative_error(fused.forward(x), fused.forward_separately(x)) < 1e-13);
+    std::vector<Tensor> split = fused.forward_split(x);
+    REQUIRE(split.size() == 3);
+    CHECK(split[1].sizes() == torch::IntArrayRef({2, 4, 3}));
+    CHECK(test::max_relative_error(split[2], layers[2](x)) < 1e-13);
+    // An optimizer step or a checkpoint load writes the parameters in place: the next product sees it.
+    layers[1]->weight.add_(0.5);
+    layers[2]->bias.mul_(-2.0);
+    CHECK(test::max_relative_error(fused.forward(x), by_loop(x)) < 1e-13);
+    // Module::to gives the parameters new storage: the stacked weight is made again from them.
+    for (torch::nn::Linear& l : layers) l->to(torch::kFloat);
+    for (torch::nn::Linear& l : layers) l->to(torch::kDouble);
+    layers[0]->weight.sub_(0.25);
+    CHECK(test::max_relative_error(fused.forward(x), by_loop(x)) < 1e-13);
+    CHECK((fused.forward(x).scalar_type() == torch::kDouble));
+  }
+
+  SUBCASE("gradients reach each layer's own parameters") {
+    Tensor input = x.clone().requires_grad_(true);
+    Tensor upstream = torch::randn({2, 4, 11}, torch::kDouble);
+    (fused.forward(input) * upstream).sum().backward();
+    // dL/dW_l[o, i] = Σ_n upstream[n, o_l] · x[n, i]; dL/db_l[o] = Σ_n upstream[n, o_l];
+    // dL/dx[n, i] = Σ_o upstream[n, o] · W[o, i] over all layers' outputs.
+    Tensor g = upstream.reshape({8, 11}), rows = x.reshape({8, 7});
+    Tensor expected_x = torch::zeros({8, 7}, torch::kDouble);
+    int64_t column = 0;
+    for (torch::nn::Linear& l : layers) {
+      const int64_t out = l->weight.size(0);
+      REQUIRE(l->weight.grad().defined());
+      Tensor dw = torch::zeros({out, 7}, torch::kDouble), db = torch::zeros({out}, torch::kDouble);
+      for (int64_t o = 0; o < out; ++o)
+        for (int64_t n = 0; n < 8; ++n) {
+          const double up = g[n][column + o].item<double>();
+          db[o] += up;
+          for (int64_t i = 0; i < 7; ++i) {
+            dw[o][i] += up * rows[n][i].item<double>();
+            expected_x[n][i] += up * l->weight[o][i].item<double>();
+          }
+        }
+      CHECK(test::max_relative_error(l->weight.grad(), dw) < 1e-13);
+      CHECK(test::max_relative_error(l->bias.grad(), db) < 1e-13);
+      column += out;
+    }
+    CHECK(test::max_relative_error(input.grad().reshape({8, 7}), expected_x) < 1e-13);
+  }
+}
+
+TEST_CASE("fast path: decode-step attention kernel equals the bmm path and a loop") {
+  // One query position without autograd takes the kernel; the same call with a query that wants a
+  // gradient takes the bmm path. Keys and values are read in place from a wider cache-shaped tensor
+  // (positions narrowed out of a larger capacity), as a decode step reads them. Sums of 6 products
+  // in different orders: float64 agrees to ~1e-15, float32 to ~1e-6; a wrong row, stride or mask is
+  // off by O(0.1).
+  for (auto [dtype, tolerance] : {std::pair{torch::kDouble, 1e-12}, std::pair{torch::kFloat, 1e-5}}) {
+    CAPTURE(dtype);
+    torch::manual_seed(5);
+    const int64_t b = 3, g = 2, r = 3, d = 6, dv = 5, s = 7;
+    Tensor q = torch::randn({b, g, r, 1, d}, dtype);
+    Tensor k_store = torch::randn({b, g, 10, d}, dtype), v_store = torch::randn({b, g, 10, dv}, dtype);
+    Tensor k = k_store.narrow(2, 0, s).unsqueeze(2), v = v_store.narrow(2, 0, s).unsqueeze(2);  // [B, G, 1, S, D]
+    // Row 0 sees everything, row 1 has two padding keys in front, row 2 sees nothing (a padding row).
+    Tensor blocked = torch::zeros({b, 1, 1, 1, s}, torch::kBool);
+    blocked[1].narrow(-1, 0, 2).fill_(true);
+    blocked[2].fill_(true);
+    ScalarConstant scale(0.41);
+    for (bool masked : {false, true}) {
+      CAPTURE(masked);
+      Tensor mask = masked ? blocked : Tensor();
+      Tensor fast;
+      {
+        torch::NoGradGuard no_grad;
+        fast = masked_attention(q, k, v, mask, scale);
+      }
+      Tensor general = masked_attention(q.clone().requires_grad_(true), k, v, mask, scale).detach();
+      REQUIRE(fast.sizes() == general.sizes());
+      CHECK(test::max_relative_error(fast, general) < tolerance);
+
+      // Written out: softmax over the visible keys (uniform over all when none is), then the weighted sum.
+      Tensor by_loop = torch::zeros({b, g, r, 1, dv}, torch::kDouble);
+      for (int64_t i = 0; i < b; ++i)
+        for (int64_t h = 0; h < g; ++h)
+          for (int64_t row = 0; row < r; ++row) {
+            std::vector<double> w(s, 0.0);
+            bool any = false;
+            for (int64_t j = 0; j < s; ++j) any = any || !(masked && blocked[i][0][0][0][j].item<bool>());
+            double top = -1e300, total = 0;
+            for (int64_t j = 0; j < s; ++j) {
+              if (masked && any && blocked[i][0][0][0][j].item<bool>()) continue;
+              if (masked && !any) {  // every key hidden: every score is the same lowest value
+                w[j] = 0.0;
+                top = 0.0;
+                continue;
+              }
+              double dot = 0;
+              for (int64_t e = 0; e < d; ++e) dot += q[i][h][row][0][e].item<double>() * k[i][h][0][j][e].item<double>();
+              w[j] = 0.41 * dot;
+              top = std::max(top, w[j]);
+            }
+            for (int64_t j = 0; j < s; ++j) {
+              const bool hidden = masked && any && blocked[i][0][0][0][j].item<bool>();
+              w[j] = hidden ? 0.0 : std::exp(w[j] - top);
+              total += w[j];
+            }
+            for (int64_t j = 0; j < s; ++j)
+              for (int64_t e = 0; e < dv; ++e) by_loop[i][h][row][0][e] += w[j] / total * v[i][h][0][j][e].item<double>();
+          }
+      CHECK(test::max_relative_error(fast, by_loop) < tolerance);
+    }
   }
 }
