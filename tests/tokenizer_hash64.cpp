@@ -7,7 +7,7 @@
 
 #include "policy/tokenizer/hash64.h"
 
-TEST_CASE("tokenizer: hash64 gives XXH64's published values") {
+TEST_CASE("hash64: gives XXH64's published values") {
   // From the xxHash documentation and its Python binding's README (seed 0). The last input is longer
   // than 32 bytes, so it goes through the four-lane loop and every tail step.
   CHECK(grpo::hash64("") == 0xEF46DB3751D8E999ull);
@@ -16,7 +16,7 @@ TEST_CASE("tokenizer: hash64 gives XXH64's published values") {
   CHECK(grpo::hash64("Nobody inspects the spammish repetition") == 0xFBCEA83C8A378BF1ull);
 }
 
-TEST_CASE("tokenizer: hash64 changes with every byte and with the length") {
+TEST_CASE("hash64: changes with every byte and with the length") {
   std::string text;
   for (int i = 0; i < 300; ++i) text += static_cast<char>('a' + (i * 7) % 26);
   const uint64_t base = grpo::hash64(text);

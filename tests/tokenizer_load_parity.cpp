@@ -63,6 +63,6 @@ void check_parity(const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("tokenizer: the fast load builds what the reference load builds (Qwen3)") { check_parity("qwen3"); }
-TEST_CASE("tokenizer: the fast load builds what the reference load builds (DeepSeek-V3)") { check_parity("deepseek_v3"); }
-TEST_CASE("tokenizer: the fast load builds what the reference load builds (Llama-3)") { check_parity("llama3"); }
+TEST_CASE("load parity Qwen3: the fast load builds what the reference load builds") { check_parity("qwen3"); }
+TEST_CASE("load parity DeepSeek-V3: the fast load builds what the reference load builds") { check_parity("deepseek_v3"); }
+TEST_CASE("load parity Llama-3: the fast load builds what the reference load builds") { check_parity("llama3"); }

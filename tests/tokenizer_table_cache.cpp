@@ -150,7 +150,7 @@ grpo::CachedTables small_tables() {
 
 }  // namespace
 
-TEST_CASE("tokenizer: the table cache is written beside tokenizer.json and gives the uncached ids") {
+TEST_CASE("table cache: written beside tokenizer.json and gives the uncached ids") {
   Qwen3Copy q;
   if (!q.has_files) return;
   const Tokenizer uncached = load_uncached(q.dir);
@@ -181,7 +181,7 @@ TEST_CASE("tokenizer: the table cache is written beside tokenizer.json and gives
   CHECK(second.tokenizer.decode({9707, 1879}) == "Hello world");
 }
 
-TEST_CASE("tokenizer: an edited vocabulary entry is never served the tables cached before the edit") {
+TEST_CASE("table cache: an edited vocabulary entry is never served the tables cached before the edit") {
   Qwen3Copy q;
   if (!q.has_files) return;
   const Load before = load(q.dir);
@@ -204,7 +204,7 @@ TEST_CASE("tokenizer: an edited vocabulary entry is never served the tables cach
   CHECK(again.tokenizer.encode("Hello") == std::vector<int32_t>{new_id});
 }
 
-TEST_CASE("tokenizer: an edited merge is never served the tables cached before the edit") {
+TEST_CASE("table cache: an edited merge is never served the tables cached before the edit") {
   Qwen3Copy q;
   if (!q.has_files) return;
   const Load before = load(q.dir);
@@ -236,7 +236,7 @@ TEST_CASE("tokenizer: an edited merge is never served the tables cached before t
   CHECK(differing_cases(after.tokenizer, load_uncached(q.dir)).empty());
 }
 
-TEST_CASE("tokenizer: a truncated, corrupt or foreign cache file is ignored and rewritten") {
+TEST_CASE("table cache: a truncated, corrupt or foreign cache file is ignored and rewritten") {
   Qwen3Copy q;
   if (!q.has_files) return;
   load(q.dir);
@@ -259,9 +259,15 @@ TEST_CASE("tokenizer: a truncated, corrupt or foreign cache file is ignored and 
     CHECK(differing_cases(l.tokenizer, uncached).empty());
     CHECK(grpo::test::read_text_file(q.cache()) == good);  // rewritten: the tables are the same each time
   }
+  // Far larger than any cache of this file (sparse: no gigabytes written): not even read.
+  write_file(q.cache(), good);
+  REQUIRE(truncate(q.cache().c_str(), static_cast<off_t>(9 * q.json.size())) == 0);
+  const Load l = load(q.dir);
+  CHECK_FALSE(l.from_cache);
+  CHECK(grpo::test::read_text_file(q.cache()) == good);
 }
 
-TEST_CASE("tokenizer: the cache format rejects every truncation, every changed byte and other keys") {
+TEST_CASE("table cache: the cache format rejects every truncation, every changed byte and other keys") {
   const grpo::CachedTables tables = small_tables();
   const uint64_t hash = 0x0123456789abcdefull, size = 12345;
   const std::string bytes = grpo::encode_table_cache(hash, size, tables);
@@ -295,7 +301,7 @@ TEST_CASE("tokenizer: the cache format rejects every truncation, every changed b
   CHECK_FALSE(grpo::decode_table_cache(grpo::encode_table_cache(hash, size, negative), hash, size));
 }
 
-TEST_CASE("tokenizer: when the tokenizer's folder is not writable the cache goes under XDG_CACHE_HOME") {
+TEST_CASE("table cache: when the tokenizer's folder is not writable the cache goes under XDG_CACHE_HOME") {
   Qwen3Copy q;
   if (!q.has_files) return;
   const Tokenizer uncached = load_uncached(q.dir);
@@ -344,7 +350,7 @@ TEST_CASE("tokenizer: when the tokenizer's folder is not writable the cache goes
   CHECK(files_in(unwritable_xdg).empty());
 }
 
-TEST_CASE("tokenizer: GRPO_TOKENIZER_CACHE=0 neither reads nor writes the table cache") {
+TEST_CASE("table cache: GRPO_TOKENIZER_CACHE=0 neither reads nor writes the table cache") {
   Qwen3Copy q;
   if (!q.has_files) return;
   {
@@ -365,7 +371,7 @@ TEST_CASE("tokenizer: GRPO_TOKENIZER_CACHE=0 neither reads nor writes the table 
   }
 }
 
-TEST_CASE("tokenizer: small tokenizer files are not cached, and the fallback folder follows XDG and HOME") {
+TEST_CASE("table cache: small tokenizer files are not cached, and the fallback folder follows XDG and HOME") {
   TempFolder folder;
   const ScopedEnv on("GRPO_TOKENIZER_CACHE", nullptr);
   const ScopedEnv xdg("XDG_CACHE_HOME", (folder.path + "/xdg").c_str());

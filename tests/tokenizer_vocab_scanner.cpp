@@ -57,7 +57,7 @@ std::string small_file(const std::string& vocab, const std::string& merges) {
 
 }  // namespace
 
-TEST_CASE("tokenizer: the vocab scanner reads escapes, both merge forms and any layout as JSON does") {
+TEST_CASE("vocab scanner: reads escapes, both merge forms and any layout as JSON does") {
   // Escapes of every kind, surrogate pairs, raw UTF-8, and keys that look like the structure.
   const std::string vocab =
       R"({"a": 0, "b": 1, "ab": 2, "\"q\"": 3, "back\\slash": 4, "\/": 5, "\b\f\n\r\t": 6, "\u00e9t\u00C9": 7,
@@ -78,7 +78,7 @@ TEST_CASE("tokenizer: the vocab scanner reads escapes, both merge forms and any 
   check_same_as_dom(reordered.dump(1, '\t'));
 }
 
-TEST_CASE("tokenizer: the vocab scanner declines what it does not read exactly as JSON does") {
+TEST_CASE("vocab scanner: declines what it does not read exactly as JSON does") {
   const std::string merges = R"(["a b"])";
   const std::string vocab = R"({"a": 0, "b": 1, "ab": 2})";
   const auto declined = [](const std::string& text) { return !grpo::scan_vocab_and_merges(text).has_value(); };
@@ -120,7 +120,7 @@ TEST_CASE("tokenizer: the vocab scanner declines what it does not read exactly a
   }
 }
 
-TEST_CASE("tokenizer: a token written twice is returned twice; the load then reads it as JSON does") {
+TEST_CASE("vocab scanner: a token written twice is returned twice, and the load reads it as JSON does") {
   // The JSON library keeps the last value of a repeated key; the load takes its reading.
   const std::string text = R"({"added_tokens": [], "normalizer": null, "pre_tokenizer": null,
     "decoder": {"type": "Fuse"}, "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "a": 2}, "merges": []}})";
@@ -133,7 +133,7 @@ TEST_CASE("tokenizer: a token written twice is returned twice; the load then rea
   CHECK(tokenizer.encode("ab") == std::vector<int32_t>{kept, 1});
 }
 
-TEST_CASE("tokenizer: the vocab scanner reads the real files as JSON does") {
+TEST_CASE("vocab scanner: reads the real files as JSON does") {
   for (const std::string name : {"qwen3", "deepseek_v3", "llama3"}) {
     CAPTURE(name);
     const std::string path = grpo::test::tokenizer_dir(name) + "/tokenizer.json";

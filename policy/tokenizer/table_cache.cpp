@@ -130,11 +130,12 @@ std::optional<CachedTables> decode_payload(std::string_view payload) {
   return c;
 }
 
-bool read_whole_file(const std::string& path, LargeVector<char>& out) {
+// Reads a regular file of at most max_bytes (a larger one is not a cache of this file: it is not read).
+bool read_whole_file(const std::string& path, uint64_t max_bytes, LargeVector<char>& out) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
   struct stat st {};
-  bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) <= max_bytes;
   if (ok) {
     out.resize(static_cast<size_t>(st.st_size));
     size_t done = 0;
@@ -250,9 +251,12 @@ TableCache::TableCache(const std::string& tokenizer_json_path, std::string_view 
 
 std::optional<CachedTables> TableCache::load() const {
   if (!applies_) return std::nullopt;
+  // The cache holds less than the file it was made from, several times over: the rest of the text, each
+  // token's text and bytes, 12 bytes per merge (a merge takes at least 6 bytes of JSON).
+  const uint64_t max_cache_bytes = 8 * source_size_ + (uint64_t{1} << 20);
   LargeVector<char> bytes;
   for (const std::string* path : {&beside_path_, &fallback_path_}) {
-    if (path->empty() || !read_whole_file(*path, bytes)) continue;
+    if (path->empty() || !read_whole_file(*path, max_cache_bytes, bytes)) continue;
     if (auto tables = decode_table_cache({bytes.data(), bytes.size()}, source_hash_, source_size_)) return tables;
   }
   return std::nullopt;
