@@ -47,6 +47,7 @@ const char* model_option(const StageSpec& spec) {
 // as a table is known; one given as a function result of the script is not).
 std::shared_ptr<const Tokenizer> input_tokenizer(lua_State* L, StageOptions& o, const StageSpec& spec) {
   const char* key = model_option(spec);
+  if (spec.find("endpoint") && o.has("endpoint")) return nullptr;  // a served model: no tokenizer here
   if (!key || !o.has(key) || o.push(key) != LUA_TSTRING) {
     if (key && o.has(key)) lua_pop(L, 1);
     return nullptr;
@@ -205,6 +206,8 @@ void check_stage(StageOptions& o, std::shared_ptr<const Tokenizer> made) {
     }
   }
   if (spec.find("rules") && o.has("rules")) notes.push_back(check_rules(o, records));
+  // The endpoint's URL and key were checked with the options (stage_configs.cpp); nothing is sent.
+  if (spec.find("endpoint") && o.has("endpoint")) notes.push_back("endpoint " + o.string("endpoint") + " (not contacted)");
 
   const std::string out = o.written_output();
   if (!out.empty()) check.planned[planned_key(out)].tokenizer = made ? made : tok;

@@ -26,6 +26,10 @@
 #include "rl/experiment/stage_configs.h"
 #include "rl/experiment/stage_options.h"
 #include "rl/rejection_sampling.h"
+#include "rewards/scorer_pool.h"
+#ifdef GRPO_WITH_HTTP
+#include "api/client/endpoint_sampler.h"
+#endif
 
 // The stages that make and score datasets (grpo.sft, grpo.sample, grpo.rejection_sample) and the dataset helpers
 // (grpo.shuffle, grpo.split, grpo.mix, grpo.read_jsonl, grpo.write_jsonl).
@@ -159,6 +163,139 @@ std::vector<json> sample_stage_records(lua_State* L, StageOptions& o, SampleStag
   return samples;
 }
 
+#ifdef GRPO_WITH_HTTP
+// The RL prompt of a conversational record as messages: its `prompt` list, or its `messages` up to and
+// including the last user turn (rl/experiment/conversation.h), each {role, content} with strings.
+json prompt_messages(StageOptions& o, const json& record, size_t index) {
+  const bool listed = record.contains("prompt") && record["prompt"].is_array();
+  const char* field = listed ? "prompt" : "messages";
+  json messages = record[field];
+  size_t last_user = messages.size();
+  for (size_t k = 0; k < messages.size(); ++k) {
+    const json& m = messages[k];
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") || !m["content"].is_string())
+      o.fail(fmt::format("record {}: {}[{}] must be {{role = \"...\", content = \"...\"}} (strings), got {}", index + 1, field, k + 1,
+                         m.dump()));
+    if (m["role"] == "user") last_user = k;
+  }
+  if (listed) return messages;
+  if (last_user == messages.size()) o.fail(fmt::format("record {}: \"messages\" has no user turn to answer", index + 1));
+  messages.erase(messages.begin() + static_cast<std::ptrdiff_t>(last_user + 1), messages.end());
+  return messages;
+}
+
+// The prompts of option "data" as an endpoint takes them: text (option "prompt" or the record's string
+// `prompt`, sent as one user message by the chat API), or a conversational record's messages.
+std::vector<api::EndpointPrompt> endpoint_prompts(StageOptions& o, bool chat) {
+  std::vector<json> records = stage_records(o, "data");
+  std::vector<api::EndpointPrompt> out;
+  const int type = o.push("prompt");
+  for (size_t i = 0; i < records.size(); ++i) {
+    api::EndpointPrompt p;
+    if (type == LUA_TNIL && is_conversational(records[i])) {
+      if (!chat) o.fail(fmt::format("record {} is a conversation: api = \"completions\" takes text prompts (use api = \"chat\")", i + 1));
+      p.messages = prompt_messages(o, records[i], i);
+    } else {
+      p.text = record_text(o, type, "prompt", records[i], i);
+    }
+    p.record = std::move(records[i]);
+    out.push_back(std::move(p));
+  }
+  lua_pop(o.lua(), 1);
+  return out;
+}
+
+// What a reward rule sees of an endpoint record: the prompt text (a conversation's last user message),
+// the completion, the data record, the token count and finish reason, as sample_dataset gives it.
+rewards::Sample endpoint_reward_input(const api::EndpointPrompt& p, const json& r) {
+  std::string prompt = p.text;
+  if (!p.messages.is_null())
+    for (const json& m : p.messages)
+      if (m["role"] == "user") prompt = m["content"].get<std::string>();
+  return {prompt, r["completion"].get<std::string>(), p.record.is_object() ? p.record : json::object(),
+          r["completion_tokens"].get<int64_t>(), r["finish_reason"].get<std::string>()};
+}
+#endif
+
+// grpo.sample{ endpoint = ... }: the prompts sent to the endpoint (rank 0; the other ranks read its
+// file), each prompt's records scored as they arrive and appended to `out`, so that a rerun after a
+// kill requests only the prompts not in the file. `failed` receives the prompts that failed for good.
+std::vector<json> endpoint_stage_records(lua_State* L, StageOptions& o, SampleStageOptions& s, size_t* prompt_count, size_t* failed) {
+#ifdef GRPO_WITH_HTTP
+  const EndpointStageOptions& e = *s.endpoint;
+  const std::vector<api::EndpointPrompt> prompts = endpoint_prompts(o, e.chat);
+  *prompt_count = prompts.size();
+  *failed = 0;
+  if (!writes_outputs(L)) {
+    wait_for_outputs(L);
+    return read_jsonl(s.out);
+  }
+  std::optional<rewards::ScorerPool> pool;
+  if (!s.rules.empty()) pool.emplace(rewards::RuleSet::from_file(s.rules), static_cast<int>(s.config.reward_threads));
+  api::EndpointSamplerOptions a;
+  a.url = e.url;
+  a.api_key = e.api_key;
+  a.api = e.chat ? api::ApiKind::Chat : api::ApiKind::Completions;
+  a.request.model = s.model;
+  a.request.n = s.config.samples_per_prompt;
+  a.request.temperature = s.config.sampling.temperature;
+  a.request.top_p = s.config.sampling.top_p;
+  a.request.top_k = s.config.sampling.top_k;
+  a.request.max_tokens = s.config.stop.max_new_tokens;
+  a.request.stop = s.config.stop.stop_strings;
+  a.request.seed = s.config.seed;
+  a.concurrency = e.concurrency;
+  a.timeout_s = e.timeout_s;
+  a.retry.max_attempts = static_cast<int>(e.max_retries + 1);
+  a.jitter_seed = s.config.seed;
+  a.reasoning_template = e.reasoning_template;
+  a.out_path = s.out;
+  // Scored exactly as local samples are (sample_dataset.h: rewards, reward, reward_failures).
+  a.finish_records = [&](std::vector<json>& records) {
+    if (!pool || records.empty()) return;
+    const api::EndpointPrompt& p = prompts[records.front()["prompt_index"].get<size_t>()];
+    std::vector<rewards::Sample> batch;
+    for (const json& r : records) batch.push_back(endpoint_reward_input(p, r));
+    const std::vector<rewards::SampleScore> scores = pool->score(batch);
+    const std::vector<rewards::RuleSpec>& specs = pool->rule_set().rules();
+    for (size_t i = 0; i < records.size(); ++i) {
+      json values = json::object(), failures = json::object();
+      for (size_t k = 0; k < specs.size(); ++k) {
+        values[specs[k].name] = scores[i].rules[k].value;
+        if (scores[i].rules[k].failed()) failures[specs[k].name] = scores[i].rules[k].message;
+      }
+      records[i]["rewards"] = std::move(values);
+      records[i]["reward"] = scores[i].total;
+      if (!failures.empty()) records[i]["reward_failures"] = std::move(failures);
+    }
+  };
+  StageProgress progress(o.stage(), static_cast<int64_t>(prompts.size()));
+  a.progress = [&](size_t settled, size_t) { progress.update(static_cast<int64_t>(settled), {}); };
+  api::EndpointSampleResult r;
+  try {
+    r = api::sample_endpoint(prompts, a);
+  } catch (const std::exception& error) {  // the server's refusal, a malformed out file: the stage's error
+    o.fail(error.what());
+  }
+  progress.finish();
+  if (r.resumed > 0)
+    fmt::print(stderr, "[{}] {} of {} prompts were in {} from an earlier run; {} requested\n", o.stage(), r.resumed, r.prompts, s.out,
+               r.requested);
+  fmt::print(stderr, "[{}] {} requests ({} retries) to {}, {} completion tokens in {:.1f} s\n", o.stage(), r.http_requests, r.retries,
+             e.url, r.completion_tokens, r.seconds);
+  for (const api::PromptFailure& f : r.failures) fmt::print(stderr, "[{}] warning: {}\n", o.stage(), api::describe_failure(f));
+  if (!r.failures.empty())
+    fmt::print(stderr, "[{}] warning: {} of {} prompts failed and have no records; run the stage again to request them\n", o.stage(),
+               r.failures.size(), r.prompts);
+  *failed = r.failures.size();
+  wait_for_outputs(L);
+  return std::move(r.records);
+#else
+  (void)L, (void)s, (void)prompt_count, (void)failed;
+  o.fail("option \"endpoint\": this grpo was built without HTTP support (cpp-httplib)");
+#endif
+}
+
 }  // namespace
 
 int stage_sample(lua_State* L) {
@@ -173,11 +310,19 @@ int stage_sample(lua_State* L) {
     return 3;
   }
 
-  size_t prompts = 0;
-  const std::vector<json> samples = sample_stage_records(L, o, s, &prompts);
-  write_jsonl_file(L, "grpo.sample", s.out, samples);
-  const std::map<std::string, double> means = sample_means(samples);
-  record.mark_complete(json{{"samples", s.out}, {"metrics", json(means)}});
+  size_t prompts = 0, failed = 0;
+  std::vector<json> samples;
+  if (s.endpoint) {  // the endpoint's records are in s.out already, written as they came
+    samples = endpoint_stage_records(L, o, s, &prompts, &failed);
+  } else {
+    samples = sample_stage_records(L, o, s, &prompts);
+    write_jsonl_file(L, "grpo.sample", s.out, samples);
+  }
+  std::map<std::string, double> means = sample_means(samples);
+  if (s.endpoint) means["failed_prompts"] = static_cast<double>(failed);
+  // Prompts that failed for good leave the stage unfinished: the script goes on with what came back,
+  // and running it again requests those prompts alone.
+  if (failed == 0) record.mark_complete(json{{"samples", s.out}, {"metrics", json(means)}});
   fmt::print(stderr, "[sample] {} completions of {} prompts -> {}\n", samples.size(), prompts, s.out);
   lua_pushstring(L, s.out.c_str());
   push_json(L, json(samples));

@@ -3,8 +3,12 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 
+#ifdef GRPO_WITH_HTTP
+#include "api/client/openai_client.h"
+#endif
 #include "rl/experiment/conversation.h"
 #include "rl/experiment/stage_options.h"
 
@@ -110,10 +114,55 @@ TrainStageOptions train_stage_options(StageOptions& o) {
   return s;
 }
 
+namespace {
+
+// The endpoint options of grpo.sample, checked before any request: the URL's shape, the API key's
+// variable set, and nothing that only a local checkpoint can use.
+EndpointStageOptions endpoint_stage_options(StageOptions& o) {
+  EndpointStageOptions e;
+  e.url = o.string("endpoint");
+  if (o.has("template"))
+    o.fail("option \"template\" renders prompts for a local model; an endpoint applies its own chat template (drop one of the two)");
+#ifdef GRPO_WITH_HTTP
+  try {
+    api::parse_endpoint_url(e.url);
+  } catch (const api::EndpointError& error) {
+    o.fail(fmt::format("option \"endpoint\": {}", error.what()));
+  }
+#else
+  o.fail("option \"endpoint\": this grpo was built without HTTP support (cpp-httplib); install libcpp-httplib-dev and rebuild");
+#endif
+  if (o.has("api_key_env")) {
+    const std::string variable = o.string("api_key_env");
+    const char* key = std::getenv(variable.c_str());
+    if (!key || !*key)
+      o.fail(fmt::format("option \"api_key_env\": the environment variable {} is not set (export {}=... before the run)", variable,
+                         variable));
+    e.api_key = key;
+  }
+  e.chat = o.string("api") == "chat";
+  e.concurrency = o.integer("concurrency");
+  if (e.concurrency < 1) o.fail(fmt::format("option \"concurrency\" must be >= 1, got {}", e.concurrency));
+  e.timeout_s = o.number("timeout");
+  if (!(e.timeout_s > 0)) o.fail(fmt::format("option \"timeout\" must be > 0 seconds, got {}", e.timeout_s));
+  e.max_retries = o.integer("max_retries");
+  if (e.max_retries < 0) o.fail(fmt::format("option \"max_retries\" must be >= 0, got {}", e.max_retries));
+  e.reasoning_template = o.has("reasoning_template") ? o.string("reasoning_template") : "<think>\n{reasoning}\n</think>\n\n{content}";
+  return e;
+}
+
+}  // namespace
+
 SampleStageOptions sample_stage_options(StageOptions& o) {
   SampleStageOptions s;
   SampleConfig& c = s.config;
   s.model = o.string("model");
+  if (o.has("endpoint")) {
+    s.endpoint = endpoint_stage_options(o);
+  } else {
+    for (const char* key : {"api_key_env", "api", "concurrency", "timeout", "max_retries", "reasoning_template"})
+      if (o.has(key)) o.fail(fmt::format("option \"{}\" is for sampling from an endpoint: give \"endpoint\" too, or drop it", key));
+  }
   if (o.has("rules")) s.rules = o.string("rules");
   c.samples_per_prompt = o.integer("n");
   c.sampling.temperature = o.number("temperature");

@@ -2,6 +2,7 @@
 // The C++ configs the stages run with, built from their options (stage_option_specs.h declares them,
 // StageOptions reads them): one function per stage, so that each stage's body is its work alone.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -42,9 +43,20 @@ struct TrainStageOptions {
 };
 TrainStageOptions train_stage_options(StageOptions& o);
 
+// grpo.sample's teacher behind an OpenAI-compatible endpoint (option "endpoint"; api/client/endpoint_sampler.h).
+struct EndpointStageOptions {
+  std::string url;
+  std::string api_key;  // from the environment variable named by api_key_env; empty without it
+  bool chat = true;     // option api: "chat" or "completions"
+  int64_t concurrency = 8, max_retries = 5;
+  double timeout_s = 600;
+  std::string reasoning_template;
+};
+
 struct SampleStageOptions {
   SampleConfig config;
-  std::string model, rules, out;  // rules empty: nothing is scored
+  std::string model, rules, out;  // rules empty: nothing is scored; model: the served name with an endpoint
+  std::optional<EndpointStageOptions> endpoint;
 };
 SampleStageOptions sample_stage_options(StageOptions& o);
 

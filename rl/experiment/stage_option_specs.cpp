@@ -52,9 +52,15 @@ OptionSpec template_option() {
 }
 
 // grpo.rejection_sample: grpo.sample's options (more samples per prompt, `out` a directory) and what to keep.
+// The endpoint options stay grpo.sample's: rejection sampling runs on a checkpoint.
 StageSpec rejection_sample_stage(const StageSpec& sample) {
-  StageSpec s{"rejection_sample", sample.options};
+  StageSpec s{"rejection_sample", {}};
+  for (const OptionSpec& o : sample.options) {
+    if (o.name == "endpoint") break;  // the endpoint options come last
+    s.options.push_back(o);
+  }
   for (OptionSpec& o : s.options) {
+    if (o.name == "model") o.doc = "checkpoint directory";
     if (o.name == "n") o.default_value = 8;
     if (o.name == "out") o = option("out", kString, "rejection_sample", "output directory (kept.jsonl, samples, report)");
   }
@@ -184,7 +190,8 @@ std::vector<StageSpec> declare_stages() {
         option("seed", kInteger, grpo.seed, "sampling and data order"),
         option("out", kString, "train", "output directory")}},
       {"sample",
-       {required_option("model", kPath, "checkpoint directory"), data_option(), prompt_option(), template_option(),
+       {required_option("model", kPath, "checkpoint directory; with `endpoint`, the served model's name"), data_option(),
+        prompt_option(), template_option(),
         computed_option("rules", kPath, "none", "reward rules file; without it nothing is scored"),
         option("n", kInteger, sample.samples_per_prompt, "completions per prompt"),
         option("temperature", kNumber, sample.sampling.temperature, "0 = greedy"),
@@ -192,7 +199,18 @@ std::vector<StageSpec> declare_stages() {
         option("top_k", kInteger, sample.sampling.top_k, "top-k filtering (0 = off)"),
         option("max_new_tokens", kInteger, sample.stop.max_new_tokens, "completion length limit"), stop_option(),
         option("seed", kInteger, sample.seed, "prompt i samples with seed + i"),
-        option("out", kString, "samples.jsonl", "output file")}},
+        option("out", kString, "samples.jsonl", "output file"),
+        // A teacher behind an OpenAI-compatible endpoint instead of a checkpoint (api/client/endpoint_sampler.h).
+        computed_option("endpoint", kString, "none", "base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"),
+        computed_option("api_key_env", kString, "none", "endpoint: the environment variable holding the API key"),
+        enum_option<std::string>("api", {{"chat", "chat"}, {"completions", "completions"}}, "chat",
+                                 "endpoint: chat (/chat/completions) or completions (/completions)"),
+        option("concurrency", kInteger, 8, "endpoint: requests in flight"),
+        option("timeout", kNumber, 600.0, "endpoint: seconds a request may wait for the server"),
+        option("max_retries", kInteger, 5, "endpoint: further tries of a failed request (429, 5xx, timeouts)"),
+        // Its default (api::EndpointSamplerOptions) holds newlines, which a docs table cell cannot: shown as Lua writes it.
+        computed_option("reasoning_template", kString, R"(`"<think>\n{reasoning}\n</think>\n\n{content}"`)",
+                        "endpoint: the completion when the server returns reasoning_content")}},
       {"eval",
        {required_option("model", kPath, "checkpoint directory"), data_option(),
         required_option("rules", kPath, "reward rules file"), prompt_option(), template_option(),

@@ -124,8 +124,10 @@ StageOptions::StageOptions(lua_State* L, std::string stage)
   for (const OptionSpec& option : spec_->options) {
     const char* key = option.name.c_str();
     if (option.required() && !has(key)) fail(fmt::format("option \"{}\" is required", option.name));
-    // Input paths are checked before the stage does any work (or opens its record).
+    // Input paths are checked before the stage does any work (or opens its record). With an endpoint,
+    // `model` names the served model, not a directory.
     if (!(option.types & kPath)) continue;
+    if (option.name == "model" && spec_->find("endpoint") && has("endpoint")) continue;
     const bool is_path = push(key) == LUA_TSTRING;
     const std::string given = is_path ? lua_tostring(L_, -1) : "";
     lua_pop(L_, 1);
