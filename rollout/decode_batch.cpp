@@ -8,55 +8,78 @@
 #include "rollout/sampling.h"
 
 namespace grpo {
+namespace {
 
-DecodeBatch::DecodeBatch(CausalLM model, const Tokenizer* tokenizer, const RolloutOptions& options,
-                         const std::vector<PromptRequest>& requests, RolloutStats& stats)
+int64_t entry_samples_of(const GenerationRequest& r) { return r.prompt.num_samples; }
+
+// The k likeliest tokens of one row of logits [V] under the same tempered distribution as the
+// reported log-probs (sampled_token_logprobs), most likely first.
+std::vector<TokenLogprob> top_alternatives(const torch::Tensor& logits, const SamplingParams& params, int64_t k) {
+  torch::Tensor scaled = logits.to(torch::kFloat);
+  if (!params.greedy() && params.temperature != 1.0) scaled = scaled / params.temperature;
+  auto [values, ids] = torch::log_softmax(scaled, -1).topk(std::min<int64_t>(k, scaled.size(-1)));
+  values = values.to(torch::kCPU).contiguous();
+  ids = ids.to(torch::kCPU).contiguous();
+  std::vector<TokenLogprob> out;
+  for (int64_t i = 0; i < values.size(0); ++i)
+    out.push_back({static_cast<int32_t>(ids[i].item<int64_t>()), values[i].item<float>()});
+  return out;
+}
+
+}  // namespace
+
+DecodeBatch::DecodeBatch(CausalLM model, const Tokenizer* tokenizer, const RolloutOptions& options, RolloutStats& stats)
     : model_(std::move(model)),
       tokenizer_(tokenizer),
       options_(options),
-      requests_(requests),
       stats_(stats),
       record_(options.record_experts && model_->config().has_moe()),
       device_(model_->model->embed_tokens->weight.device()),
       budget_{options.memory_budget_bytes,
-              cache_bytes_per_token(model_->config(), model_->model->embed_tokens->weight.element_size())},
-      first_output_(requests.size() + 1, 0) {
-  for (size_t i = 0; i < requests.size(); ++i) {
-    first_output_[i + 1] = first_output_[i] + requests[i].num_samples;
-    waiting_.push_back(static_cast<int64_t>(i));
-  }
-  completions_.resize(static_cast<size_t>(first_output_.back()));
-  stats_.prompts += static_cast<int64_t>(requests.size());
-  stats_.completions += first_output_.back();
+              cache_bytes_per_token(model_->config(), model_->model->embed_tokens->weight.element_size())} {}
+
+void DecodeBatch::enqueue(GenerationRequest request, int64_t index) {
+  auto entry = std::make_shared<Entry>();
+  entry->request = std::move(request);
+  entry->index = index;
+  waiting_.push_back(std::move(entry));
+  stats_.prompts += 1;
+  stats_.completions += entry_samples_of(waiting_.back()->request);
 }
 
-std::vector<int64_t> DecodeBatch::take_admissible(int64_t& longest) {
-  std::vector<int64_t> admitted;
+std::vector<std::shared_ptr<DecodeBatch::Entry>> DecodeBatch::take_admissible(int64_t& longest, int64_t& longest_new) {
+  std::vector<std::shared_ptr<Entry>> admitted;
   int64_t rows = static_cast<int64_t>(rows_.size());
   const int64_t current = cache_ ? cache_->length() : 0;
   const int64_t capacity = cache_ ? cache_->capacity() : 0;
-  const int64_t max_new = options_.stop.max_new_tokens;
   longest = 0;
+  longest_new = 0;
   while (!waiting_.empty()) {
-    const PromptRequest& next = requests_[waiting_.front()];
-    const int64_t g = next.num_samples;
-    const int64_t with = std::max<int64_t>(longest, static_cast<int64_t>(next.prompt_ids.size()));
+    if (waiting_.front()->request.sink->cancelled()) {
+      waiting_.pop_front();
+      continue;
+    }
+    const GenerationRequest& next = waiting_.front()->request;
+    const int64_t g = next.prompt.num_samples;
+    const int64_t with = std::max<int64_t>(longest, static_cast<int64_t>(next.prompt.prompt_ids.size()));
+    const int64_t with_new = std::max(longest_new, next.stop.max_new_tokens);
     if (rows > 0 && rows + g > options_.max_batch_rows) break;  // an oversized group still runs alone
     // Merged, the cache must hold every row to its last token: the longer of the batch and the new
     // prompts, plus max_new_tokens. A lone group always fits (generate checks that up front).
-    const int64_t merged_length = std::max(capacity, std::max(current, with) + max_new);
+    const int64_t merged_length = std::max(capacity, std::max(current, with) + with_new);
     if (budget_.budget_bytes > 0 && rows > 0 && !budget_.fits(rows + g, merged_length)) break;
-    admitted.push_back(waiting_.front());
+    admitted.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
     rows += g;
     longest = with;
+    longest_new = with_new;
   }
   return admitted;
 }
 
 void DecodeBatch::admit() {
-  int64_t longest = 0;
-  const std::vector<int64_t> admitted = take_admissible(longest);
+  int64_t longest = 0, longest_new = 0;
+  const std::vector<std::shared_ptr<Entry>> admitted = take_admissible(longest, longest_new);
   if (admitted.empty()) return;
   const int64_t p = static_cast<int64_t>(admitted.size());
   // Left-padded: every prompt ends in the last column.
@@ -65,7 +88,7 @@ void DecodeBatch::admit() {
   auto ids_at = ids.accessor<int64_t, 2>();
   auto mask_at = mask.accessor<bool, 2>();
   for (int64_t j = 0; j < p; ++j) {
-    const std::vector<int32_t>& prompt = requests_[admitted[j]].prompt_ids;
+    const std::vector<int32_t>& prompt = admitted[j]->request.prompt.prompt_ids;
     const int64_t pad = longest - static_cast<int64_t>(prompt.size());
     for (size_t t = 0; t < prompt.size(); ++t) {
       ids_at[j][pad + static_cast<int64_t>(t)] = prompt[t];
@@ -75,7 +98,7 @@ void DecodeBatch::admit() {
   }
   // Capacity for the merged batch, so that no row ever makes the cache grow.
   const int64_t current = cache_ ? cache_->length() : 0;
-  KVCache cache = model_->new_cache(p, std::max(current, longest) + options_.stop.max_new_tokens);
+  KVCache cache = model_->new_cache(p, std::max(current, longest) + longest_new);
   RoutingTrace trace;
   ModelInputs in;
   in.input_ids = ids.to(device_);
@@ -88,15 +111,15 @@ void DecodeBatch::admit() {
   std::vector<int64_t> source;  // prompt (row of the prefill) of each new row
   std::vector<Row> new_rows;
   for (int64_t j = 0; j < p; ++j) {
-    const PromptRequest& r = requests_[admitted[j]];
+    const PromptRequest& r = admitted[j]->request.prompt;
     for (int64_t s = 0; s < r.num_samples; ++s) {
       source.push_back(j);
       Row row;
-      row.request = admitted[j];
+      row.entry = admitted[j];
       row.sample = s;
       row.seed = sample_seed(r.seed, r.first_sample + s);
       row.next_position = static_cast<int64_t>(r.prompt_ids.size());
-      row.text = std::make_unique<CompletionText>(tokenizer_, &options_.stop);
+      row.text = std::make_unique<CompletionText>(tokenizer_, &admitted[j]->request.stop);
       new_rows.push_back(std::move(row));
     }
   }
@@ -108,7 +131,7 @@ void DecodeBatch::admit() {
     // The prompt occupies the last `len` columns of its prefill row.
     std::vector<int64_t> first, count;
     for (const Row& row : new_rows) {
-      const int64_t len = static_cast<int64_t>(requests_[row.request].prompt_ids.size());
+      const int64_t len = static_cast<int64_t>(row.entry->request.prompt.prompt_ids.size());
       first.push_back(longest - len);
       count.push_back(len);
     }
@@ -155,6 +178,7 @@ void DecodeBatch::sample() {
 void DecodeBatch::retire() {
   std::vector<int64_t> keep;
   for (size_t r = 0; r < rows_.size(); ++r) {
+    if (rows_[r].entry->request.sink->cancelled()) continue;  // leaves without a completion
     if (rows_[r].finish)
       emit(rows_[r]);
     else
@@ -196,18 +220,65 @@ void DecodeBatch::sample_rows(std::vector<Row>& rows, const torch::Tensor& logit
     allowed = logits.clone();
     allowed.narrow(-1, tokenizer_->vocab_size(), logits.size(-1) - tokenizer_->vocab_size()).fill_(-std::numeric_limits<float>::infinity());
   }
-  torch::Tensor tokens = sample_tokens(allowed, uniforms, options_.sampling);
-  torch::Tensor lps = sampled_token_logprobs(logits, tokens, options_.sampling).to(torch::kCPU).contiguous();  // [R]
-  tokens = tokens.to(torch::kCPU).contiguous();                                                               // [R]
-  auto tokens_at = tokens.accessor<int64_t, 1>();
-  auto lps_at = lps.accessor<float, 1>();
-  for (size_t r = 0; r < rows.size(); ++r) {
+  // Rows are sampled in groups of equal sampling parameters; one group (every row of generate()) is
+  // sampled in one call on the logits as they are. Every operation of sampling works row by row, so
+  // a row's token and log-prob do not depend on the other rows of its group.
+  const int64_t n = static_cast<int64_t>(rows.size());
+  std::vector<int64_t> group_of(static_cast<size_t>(n), -1);
+  std::vector<int64_t> leaders;  // first row of each group
+  for (int64_t r = 0; r < n; ++r) {
+    const SamplingParams& p = rows[r].entry->request.sampling;
+    for (int64_t g = 0; g < static_cast<int64_t>(leaders.size()) && group_of[r] < 0; ++g) {
+      const SamplingParams& q = rows[leaders[g]].entry->request.sampling;
+      if (p.temperature == q.temperature && p.top_k == q.top_k && p.top_p == q.top_p && p.min_p == q.min_p) group_of[r] = g;
+    }
+    if (group_of[r] < 0) {
+      group_of[r] = static_cast<int64_t>(leaders.size());
+      leaders.push_back(r);
+    }
+  }
+  std::vector<int64_t> tokens(static_cast<size_t>(n));
+  std::vector<float> lps(static_cast<size_t>(n));
+  for (int64_t g = 0; g < static_cast<int64_t>(leaders.size()); ++g) {
+    const SamplingParams& params = rows[leaders[g]].entry->request.sampling;
+    std::vector<int64_t> members;
+    std::vector<double> group_uniforms;
+    for (int64_t r = 0; r < n; ++r)
+      if (group_of[r] == g) members.push_back(r), group_uniforms.push_back(uniforms[r]);
+    torch::Tensor group_allowed = allowed, group_logits = logits;
+    if (leaders.size() > 1) {
+      torch::Tensor index = torch::tensor(members, torch::kLong).to(logits.device());
+      group_allowed = allowed.index_select(0, index);
+      group_logits = logits.index_select(0, index);
+    }
+    torch::Tensor t = sample_tokens(group_allowed, group_uniforms, params);
+    torch::Tensor lp = sampled_token_logprobs(group_logits, t, params).to(torch::kCPU).contiguous();  // [R_g]
+    t = t.to(torch::kCPU).contiguous();                                                               // [R_g]
+    auto t_at = t.accessor<int64_t, 1>();
+    auto lp_at = lp.accessor<float, 1>();
+    for (size_t m = 0; m < members.size(); ++m) {
+      tokens[members[m]] = t_at[static_cast<int64_t>(m)];
+      lps[members[m]] = lp_at[static_cast<int64_t>(m)];
+    }
+  }
+  for (int64_t r = 0; r < n; ++r) {
     Row& row = rows[r];
-    const int32_t token = static_cast<int32_t>(tokens_at[r]);
+    const GenerationRequest& request = row.entry->request;
+    const int32_t token = static_cast<int32_t>(tokens[r]);
     row.completion.push_back(token);
-    row.logprobs.push_back(lps_at[r]);
+    row.logprobs.push_back(lps[r]);
     row.pending_token = token;
     row.finish = row.text->push(token, static_cast<int64_t>(row.completion.size()));
+    if (request.top_logprobs > 0) row.top_logprobs.push_back(top_alternatives(logits[r], request.sampling, request.top_logprobs));
+    if (request.stream) {
+      SampledToken event;
+      event.sample_index = request.prompt.first_sample + row.sample;
+      event.token = token;
+      event.logprob = lps[r];
+      if (request.top_logprobs > 0) event.top = row.top_logprobs.back();
+      event.text = row.text->take_delta();
+      request.sink->on_token(event);
+    }
   }
 }
 
@@ -247,13 +318,14 @@ void DecodeBatch::merge(std::vector<Row>& rows, KVCache cache, torch::Tensor mas
 }
 
 void DecodeBatch::emit(Row& row) {
-  const PromptRequest& request = requests_[row.request];
-  Completion& c = completions_[first_output_[row.request] + row.sample];
-  c.request_index = row.request;
+  const PromptRequest& request = row.entry->request.prompt;
+  Completion c;
+  c.request_index = row.entry->index;
   c.sample_index = request.first_sample + row.sample;
   c.prompt_ids = request.prompt_ids;
   c.completion_ids = std::move(row.completion);
   c.logprobs = std::move(row.logprobs);
+  c.top_logprobs = std::move(row.top_logprobs);
   c.finish_reason = *row.finish;
   c.text = row.text->take_text();
   if (record_) {
@@ -264,6 +336,19 @@ void DecodeBatch::emit(Row& row) {
       std::copy(row.experts[l].begin(), row.experts[l].end(), c.experts[l].data_ptr<int64_t>());
   }
   stats_.generated_tokens += static_cast<int64_t>(c.completion_ids.size());
+  row.entry->request.sink->on_completion(std::move(c));
+}
+
+void DecodeBatch::fail_all(const std::string& message) {
+  std::vector<std::shared_ptr<Entry>> failed(waiting_.begin(), waiting_.end());
+  for (const Row& row : rows_)
+    if (std::find(failed.begin(), failed.end(), row.entry) == failed.end()) failed.push_back(row.entry);
+  waiting_.clear();
+  rows_.clear();
+  cache_.reset();
+  mask_ = torch::Tensor();
+  logits_ = torch::Tensor();
+  for (const std::shared_ptr<Entry>& entry : failed) entry->request.sink->on_error(message);
 }
 
 }  // namespace grpo

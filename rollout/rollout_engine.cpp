@@ -40,6 +40,22 @@ void check_budget(const std::vector<PromptRequest>& requests, const CacheBudget&
   }
 }
 
+// Writes each completion to its (request, sample) slot.
+class CollectingSink : public GenerationSink {
+ public:
+  CollectingSink(std::vector<Completion>& out, const std::vector<int64_t>& first_output, const std::vector<PromptRequest>& requests)
+      : out_(out), first_output_(first_output), requests_(requests) {}
+  void on_completion(Completion c) override {
+    const size_t slot = static_cast<size_t>(first_output_[c.request_index] + c.sample_index - requests_[c.request_index].first_sample);
+    out_[slot] = std::move(c);
+  }
+
+ private:
+  std::vector<Completion>& out_;
+  const std::vector<int64_t>& first_output_;
+  const std::vector<PromptRequest>& requests_;
+};
+
 // Puts the model in eval mode for its lifetime and restores training mode after, also when generation
 // throws.
 class EvalModeGuard {
@@ -76,7 +92,15 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<PromptRequest>
 
   c10::InferenceMode inference;
   EvalModeGuard eval(model_);
-  DecodeBatch batch(model_, tokenizer_, options_, requests, stats_);
+  // Every request with the engine's settings; completions land in (request, sample) order.
+  std::vector<Completion> completions;
+  std::vector<int64_t> first_output(requests.size() + 1, 0);
+  for (size_t i = 0; i < requests.size(); ++i) first_output[i + 1] = first_output[i] + requests[i].num_samples;
+  completions.resize(static_cast<size_t>(first_output.back()));
+  auto sink = std::make_shared<CollectingSink>(completions, first_output, requests);
+  DecodeBatch batch(model_, tokenizer_, options_, stats_);
+  for (size_t i = 0; i < requests.size(); ++i)
+    batch.enqueue({requests[i], options_.sampling, options_.stop, /*top_logprobs=*/0, /*stream=*/false, sink}, static_cast<int64_t>(i));
   Stopwatch phase;
   while (batch.has_work()) {
     batch.admit();   // waiting prompts into free rows: prefill, first tokens
@@ -86,7 +110,7 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<PromptRequest>
     batch.retire();  // finished rows out, completions emitted
     stats_.decode_seconds += phase.restart();
   }
-  return batch.take_completions();
+  return completions;
 }
 
 }  // namespace grpo

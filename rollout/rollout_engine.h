@@ -36,6 +36,12 @@ struct PromptRequest {
                              // a prompt later, e.g. refilling a group, continue the numbering)
 };
 
+// A token and its log-probability (an alternative of a sampled token).
+struct TokenLogprob {
+  int32_t token = 0;
+  float logprob = 0;
+};
+
 struct Completion {
   int64_t request_index = 0;
   int64_t sample_index = 0;
@@ -50,6 +56,10 @@ struct Completion {
   // prompt and all completion tokens but the last, as [n_moe_layers, prompt + completion - 1, top_k]
   // int64 — the layout a training forward over prompt + completion[:-1] replays. Undefined otherwise.
   torch::Tensor experts;
+  // Requests with top_logprobs = k (generation_request.h): the k likeliest tokens at every completion
+  // position with their log-probs under the same tempered distribution, most likely first. Empty
+  // otherwise.
+  std::vector<std::vector<TokenLogprob>> top_logprobs;
 };
 
 struct RolloutOptions {

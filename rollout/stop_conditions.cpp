@@ -11,6 +11,16 @@ CompletionText::CompletionText(const Tokenizer* tokenizer, const StopConditions*
 }
 
 std::optional<FinishReason> CompletionText::push(int32_t token, int64_t count) {
+  std::optional<FinishReason> reason = stop_reason(token, count);
+  if (reason) {
+    // The held-back tail of an incomplete character ends the text, unless a stop string cut it.
+    if (decoder_ && !stopped_by_string_) text_ += decoder_->finish();
+    finished_ = true;
+  }
+  return reason;
+}
+
+std::optional<FinishReason> CompletionText::stop_reason(int32_t token, int64_t count) {
   if (decoder_) {
     const size_t before = text_.size();
     text_ += decoder_->push(token);
@@ -36,8 +46,28 @@ std::optional<FinishReason> CompletionText::push(int32_t token, int64_t count) {
 }
 
 std::string CompletionText::take_text() {
-  if (decoder_ && !stopped_by_string_) text_ += decoder_->finish();
+  if (decoder_ && !finished_) text_ += decoder_->finish();
+  finished_ = true;
   return std::move(text_);
+}
+
+std::string CompletionText::take_delta() {
+  size_t end = text_.size();
+  if (!finished_) {
+    // The longest tail that is a proper prefix of a stop string waits for the tokens that decide it.
+    size_t hold = 0;
+    for (const std::string& s : stop_->stop_strings)
+      for (size_t k = std::min(s.size() - (s.empty() ? 0 : 1), end - std::min(end, delivered_)); k > hold; --k)
+        if (text_.compare(end - k, k, s, 0, k) == 0) {
+          hold = k;
+          break;
+        }
+    end -= hold;
+  }
+  if (end <= delivered_) return {};
+  std::string delta = text_.substr(delivered_, end - delivered_);
+  delivered_ = end;
+  return delta;
 }
 
 }  // namespace grpo

@@ -31,12 +31,21 @@ class CompletionText {
   std::optional<FinishReason> push(int32_t token, int64_t count);
   // The finished text: detokenized completion, cut at the stop string when one matched.
   std::string take_text();
+  // For streaming: the text added since the last call that no later token can change. Held back are an
+  // incomplete UTF-8 character and a tail that could be the start of a stop string (which would be cut
+  // if the stop string completed). Once the sample has finished, everything up to the end of its final
+  // text: the pieces concatenate to take_text().
+  std::string take_delta();
 
  private:
   const StopConditions* stop_;
   std::optional<StreamingDecoder> decoder_;
   std::string text_;
+  size_t delivered_ = 0;  // bytes of text_ returned by take_delta
   bool stopped_by_string_ = false;
+  bool finished_ = false;
+
+  std::optional<FinishReason> stop_reason(int32_t token, int64_t count);
 };
 
 }  // namespace grpo
