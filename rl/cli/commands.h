@@ -12,5 +12,6 @@ void add_run_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_rewards_command(CLI::App& app);
 void add_report_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 }  // namespace grpo::cli

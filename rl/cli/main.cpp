@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   grpo::cli::add_tokenize_command(app);
   grpo::cli::add_rewards_command(app);
   grpo::cli::add_report_command(app);
+  grpo::cli::add_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
