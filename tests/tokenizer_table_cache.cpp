@@ -204,6 +204,20 @@ TEST_CASE("table cache: an edited vocabulary entry is never served the tables ca
   CHECK(again.tokenizer.encode("Hello") == std::vector<int32_t>{new_id});
 }
 
+TEST_CASE("table cache: tokenizer_config.json is not cached: an edited role applies to a cached load") {
+  Qwen3Copy q;
+  if (!q.has_files) return;
+  const Load before = load(q.dir);
+  REQUIRE(before.tokenizer.eos_id() == before.tokenizer.token_to_id("<|im_end|>"));
+  auto config = nlohmann::json::parse(grpo::test::read_text_file(q.dir + "/tokenizer_config.json"));
+  config["eos_token"] = "<|endoftext|>";
+  write_file(q.dir + "/tokenizer_config.json", config.dump(2));
+  const Load after = load(q.dir);
+  CHECK(after.from_cache);  // tokenizer.json is unchanged
+  CHECK(after.tokenizer.eos_id() == after.tokenizer.token_to_id("<|endoftext|>"));
+  CHECK(after.tokenizer.eos_id() != before.tokenizer.eos_id());
+}
+
 TEST_CASE("table cache: an edited merge is never served the tables cached before the edit") {
   Qwen3Copy q;
   if (!q.has_files) return;
