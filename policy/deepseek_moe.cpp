@@ -29,9 +29,6 @@ torch::Tensor DeepSeekMoeImpl::forward(const torch::Tensor& x, ForwardContext& c
   const bool replaying = ctx.routing && ctx.routing->mode == RoutingTrace::Mode::Replay;
   const bool recording = ctx.routing && ctx.routing->mode == RoutingTrace::Mode::Record;
   torch::Tensor valid = ctx.token_mask.defined() ? ctx.token_mask.reshape({b * t}) : torch::Tensor();
-  // Without autograd (rollout, reference) results accumulate in place; with it, out-of-place keeps
-  // every intermediate for the backward pass.
-  const bool in_place = !torch::GradMode::is_enabled();
   const bool balance_loss = moe_.aux_loss_alpha > 0 && is_training();
   // Fast path (lone-token MoE, forward_token) for the grouped path below. When: one token (B·T == 1)
   // on the CPU, without autograd, not replaying a routing trace, no balance loss: batch-1 decoding.
@@ -51,29 +48,11 @@ torch::Tensor DeepSeekMoeImpl::forward(const torch::Tensor& x, ForwardContext& c
   Routing routing = gate(flat, replay, valid);
   if (recording) ctx.routing->experts.push_back(routing.experts.view({b, t, k}));
 
-  torch::Tensor out = torch::zeros_like(flat);
-  // Group (token, slot) pairs by expert so each expert runs once on all of its tokens. Padding goes to
-  // no routed expert: its output is ignored anyway, and an expert that ran only on padding would get a
-  // zero but defined gradient, which AdamW turns into a momentum step whose presence would depend on
-  // how the batch happens to be padded (one process vs. data-parallel ranks, micro-batch layout).
-  const int64_t no_expert = moe_.n_routed_experts;  // sorts after every real expert
-  torch::Tensor flat_experts = routing.experts.reshape({-1});  // [N*k]
-  if (valid.defined()) flat_experts = flat_experts.masked_fill(valid.repeat_interleave(k).logical_not(), no_expert);
-  torch::Tensor order = flat_experts.argsort();
-  torch::Tensor token_of_slot = order.div(k, "floor");           // token index of each sorted slot
-  torch::Tensor weight_of_slot = routing.weights.reshape({-1}).index_select(0, order);
-  std::vector<int64_t> counts(moe_.n_routed_experts);
-  torch::Tensor count_tensor = torch::bincount(flat_experts.cpu(), {}, moe_.n_routed_experts + 1);
-  std::copy_n(count_tensor.data_ptr<int64_t>(), moe_.n_routed_experts, counts.begin());
-
-  int64_t start = 0;
-  for (int64_t e = 0; e < moe_.n_routed_experts; ++e) {
-    if (counts[e] == 0) continue;
-    torch::Tensor tokens = token_of_slot.narrow(0, start, counts[e]);
-    torch::Tensor y = expert_modules_[e](flat.index_select(0, tokens)) * weight_of_slot.narrow(0, start, counts[e]).unsqueeze(1);
-    out = in_place ? out.index_add_(0, tokens, y) : out.index_add(0, tokens, y);
-    start += counts[e];
-  }
+  // Group (token, slot) pairs by expert (padding left out) and run every routed expert on its rows:
+  // all at once on the grouped path, one after another on the reference loop (grouped_experts.h).
+  // Parity test: tests/policy_grouped_experts.cpp.
+  ExpertDispatch dispatch = dispatch_by_expert(routing.experts, routing.weights, valid, moe_.n_routed_experts);
+  torch::Tensor out = run_routed_experts(expert_path_, flat, dispatch, expert_modules_);
   if (shared_experts) out = out + shared_experts(flat);
 
   if (balance_loss) {
@@ -114,6 +93,11 @@ torch::Tensor DeepSeekMoeImpl::sequence_balance_loss(const Routing& routing, con
   torch::Tensor normalised = scores / scores.sum(-1, /*keepdim=*/true);
   torch::Tensor p = (normalised * mask.unsqueeze(-1)).sum(1) / tokens.unsqueeze(-1);  // [B, E]
   return moe_.aux_loss_alpha * (f * p).sum(-1).mean();
+}
+
+void set_expert_path(torch::nn::Module& model, ExpertPath path) {
+  for (const auto& module : model.modules(/*include_self=*/true))
+    if (auto* moe = dynamic_cast<DeepSeekMoeImpl*>(module.get())) moe->set_expert_path(path);
 }
 
 }  // namespace grpo

@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "policy/forward_context.h"
+#include "policy/grouped_experts.h"
 #include "policy/model_config.h"
 #include "policy/moe_router.h"
 #include "policy/swiglu_mlp.h"
@@ -23,6 +24,11 @@ class DeepSeekMoeImpl : public torch::nn::Module {
   // Whether forward(x, ctx) takes the lone-token fast path (forward_token) rather than the grouped
   // one; exposed so that tests hold one to the other.
   bool takes_token_path(const torch::Tensor& x, const ForwardContext& ctx) const;
+  // How the routed experts run on a batch of more than one token (grouped_experts.h): grouped
+  // (contiguous segments) by default, or GRPO_MOE_EXPERTS; the per-expert loop is the reference. Every
+  // path gives the same outputs and gradients up to summation order.
+  void set_expert_path(ExpertPath path) { expert_path_ = path; }
+  ExpertPath expert_path() const { return expert_path_; }
 
   MoeRouter gate{nullptr};
   torch::nn::ModuleList experts{nullptr};
@@ -38,7 +44,11 @@ class DeepSeekMoeImpl : public torch::nn::Module {
   MoeConfig moe_;
   int64_t moe_index_;
   std::vector<SwiGluMlp> expert_modules_;
+  ExpertPath expert_path_ = initial_expert_path();
 };
 TORCH_MODULE(DeepSeekMoe);
+
+// Sets the expert path of every DeepSeekMoE layer under `model` (a CausalLM, a decoder layer, ...).
+void set_expert_path(torch::nn::Module& model, ExpertPath path);
 
 }  // namespace grpo
