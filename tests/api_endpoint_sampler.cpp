@@ -425,3 +425,21 @@ TEST_CASE("api: nothing listening is a connection error, retried, then reported"
   bad.url = "localhost:8000";
   CHECK_THROWS_WITH_AS(sample_endpoint(text_prompts(1), bad), doctest::Contains("no scheme"), EndpointError);
 }
+
+TEST_CASE("api: without an injected sleep the workers wait themselves (Retry-After 0: at once)") {
+  FakeOpenAIServer server([](int call, const json&, httplib::Response& response) {
+    if (call == 0) {
+      response.set_header("Retry-After", "0");
+      return reply_json(response, 429, {{"error", {{"message", "busy"}}}});
+    }
+    reply_json(response, 200, chat_response({{"ok", ""}}, 1));
+  });
+  EndpointSamplerOptions o;
+  o.url = server.url();
+  o.request.model = "teacher";
+  o.concurrency = 1;
+  const EndpointSampleResult r = sample_endpoint(text_prompts(1), o);
+  CHECK(r.records.size() == 1);
+  CHECK(r.retries == 1);
+  CHECK(server.requests() == 2);
+}

@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <exception>
@@ -111,8 +112,11 @@ class PromptRequester {
       const double delay = backoff_seconds(o_.retry, attempt, uniform(rng), reply.retry_after_s);
       if (o_.sleep) {
         o_.sleep(delay);
-      } else {
-        std::this_thread::sleep_for(std::chrono::duration<double>(delay));
+      } else {  // in slices, so that a stopped run does not wait out a long backoff
+        using Clock = std::chrono::steady_clock;
+        const Clock::time_point until = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(delay));
+        while (!stop_ && Clock::now() < until)
+          std::this_thread::sleep_for(std::min<Clock::duration>(until - Clock::now(), std::chrono::milliseconds(100)));
       }
     }
     return out;
