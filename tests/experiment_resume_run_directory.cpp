@@ -58,6 +58,10 @@ TEST_CASE("content_fingerprint: FNV-1a of a file's bytes; a directory's file nam
   const std::string before = content_fingerprint(dir + "/model");
   std::ofstream(dir + "/model/checkpoints/state.json") << "{\"step\": 1}";
   CHECK(content_fingerprint(dir + "/model") == before);  // subfolders are not part of it
+  // Nor is a tokenizer's table cache, which its first load writes beside tokenizer.json.
+  std::ofstream(dir + "/model/tokenizer.json.grpo-cache") << "tables";
+  std::ofstream(dir + "/model/tokenizer.json.grpo-cache.tmp.a1b2c3") << "tab";
+  CHECK(content_fingerprint(dir + "/model") == before);
   std::ofstream(dir + "/model/config.json") << "{ }";
   CHECK(content_fingerprint(dir + "/model") != before);
   fs::remove_all(dir);

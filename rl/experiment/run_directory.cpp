@@ -85,8 +85,12 @@ std::string content_fingerprint(const std::string& path) {
   uint64_t hash = kFnvOffset;
   if (fs::is_directory(path)) {
     std::vector<fs::path> files;
-    for (const fs::directory_entry& e : fs::directory_iterator(path))
-      if (e.is_regular_file()) files.push_back(e.path());
+    for (const fs::directory_entry& e : fs::directory_iterator(path)) {
+      // A tokenizer's table cache (policy/tokenizer/table_cache.h: "tokenizer.json.grpo-cache" and its
+      // temporary files) appears beside tokenizer.json on the first load: derived, not an input.
+      if (e.is_regular_file() && e.path().filename().string().find(".grpo-cache") == std::string::npos)
+        files.push_back(e.path());
+    }
     std::sort(files.begin(), files.end());
     for (const fs::path& f : files) {
       const std::string name = f.filename().string();
