@@ -88,14 +88,9 @@ torch::Tensor FusedLinears::forward_separately(const torch::Tensor& x) const {
 }
 
 std::vector<torch::Tensor> FusedLinears::forward_split(const torch::Tensor& x) {
-  torch::Tensor y = forward(x);
-  std::vector<torch::Tensor> out;
-  int64_t column = 0;
-  for (int64_t width : widths_) {
-    out.push_back(y.narrow(-1, column, width));
-    column += width;
-  }
-  return out;
+  // split rather than one narrow per layer: the backward of split joins the parts' gradients with one
+  // cat, where each narrow's would fill a zero tensor of the whole output and the parts would be summed.
+  return forward(x).split_with_sizes(widths_, -1);
 }
 
 }  // namespace grpo
