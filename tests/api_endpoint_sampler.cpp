@@ -3,6 +3,7 @@
 // malformed answers, the concurrency bound and resuming from a killed run's file.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -442,4 +443,34 @@ TEST_CASE("api: without an injected sleep the workers wait themselves (Retry-Aft
   CHECK(r.records.size() == 1);
   CHECK(r.retries == 1);
   CHECK(server.requests() == 2);
+}
+
+TEST_CASE("api: finish_records sees each prompt's records once, never two prompts at a time, before they are written") {
+  FakeOpenAIServer server([](int, const json& body, httplib::Response& response) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    reply_json(response, 200, chat_response({{"a " + asked(body), ""}, {"b " + asked(body), ""}}, 2));
+  });
+  RecordedSleeps sleeps;
+  EndpointSamplerOptions o = options_for(server, sleeps);
+  o.concurrency = 4;
+  o.request.n = 2;
+  o.out_path = temporary_path("scored.jsonl");
+  fs::remove(o.out_path);
+  std::atomic<int> inside{0}, most_inside{0}, calls{0};
+  o.finish_records = [&](std::vector<json>& records) {
+    most_inside = std::max(most_inside.load(), ++inside);
+    ++calls;
+    REQUIRE(records.size() == 2);
+    for (json& r : records) r["score"] = r["completion"].get<std::string>().size();  // "a question i" -> 12
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    --inside;
+  };
+  const EndpointSampleResult r = sample_endpoint(text_prompts(8), o);
+  CHECK(calls == 8);
+  CHECK(most_inside == 1);
+  const std::vector<std::string> lines = file_lines(o.out_path);
+  REQUIRE(lines.size() == 16);
+  for (const std::string& line : lines) CHECK(json::parse(line)["score"] == 12);
+  CHECK(r.records[3]["score"] == 12);
+  fs::remove_all(fs::path(o.out_path).parent_path());
 }
