@@ -106,6 +106,7 @@ void LiveDecodeLoop::run() {
           batch.enqueue(std::move(inbox_.front()), next_index_++);
           inbox_.pop_front();
         }
+        waiting_ = batch.waiting();  // submit() counts the inbox and these: no gap between the two
       }
     }
     if (cancelling) {
