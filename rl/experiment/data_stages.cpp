@@ -301,6 +301,11 @@ std::vector<json> endpoint_stage_records(lua_State* L, StageOptions& o, SampleSt
 int stage_sample(lua_State* L) {
   StageOptions o(L, "sample");
   SampleStageOptions s = sample_stage_options(o);
+#ifdef GRPO_WITH_HTTP
+  // Read once before the record opens, so that the script check finds what the endpoint would refuse
+  // (a conversation for the completions API, a malformed message list) without a request.
+  if (s.endpoint && state_of(L).check) endpoint_prompts(o, s.endpoint->chat);
+#endif
   StageRecord record = begin_stage(o);
   if (record.complete() && fs::exists(s.out) && record.result().is_object()) {
     fmt::print(stderr, "[sample] finished in an earlier run ({})\n", record.path());

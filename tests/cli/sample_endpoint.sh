@@ -177,4 +177,10 @@ grep -q "grpo.sample: option \"api_key_env\": the environment variable GRPO_TEST
 sed -i 's#http://127.0.0.1:9/v1#127.0.0.1:9/v1#' "$dir/check.lua"
 if "$grpo" run --check "$dir/check.lua" --out "$dir/check" > /dev/null 2> "$dir/check3.log"; then fail "the check accepted a URL without scheme"; fi
 grep -q "option \"endpoint\": endpoint \"127.0.0.1:9/v1\": no scheme" "$dir/check3.log" || { cat "$dir/check3.log"; fail "check URL message"; }
+cat > "$dir/check4.lua" <<'LUA'
+grpo.sample { endpoint = "http://127.0.0.1:9/v1", model = "m", api = "completions",
+              data = { { prompt = "abc" }, { messages = { { role = "user", content = "hi" } } } } }
+LUA
+if "$grpo" run --check "$dir/check4.lua" --out "$dir/check" > /dev/null 2> "$dir/check4.log"; then fail "the check accepted a conversation for the completions API"; fi
+grep -q "record 2 is a conversation: api = \"completions\" takes text prompts" "$dir/check4.log" || { cat "$dir/check4.log"; fail "check conversation message"; }
 echo "sample_endpoint: ok"
