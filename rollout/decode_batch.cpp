@@ -10,8 +10,6 @@
 namespace grpo {
 namespace {
 
-int64_t entry_samples_of(const GenerationRequest& r) { return r.prompt.num_samples; }
-
 // The k likeliest tokens of one row of logits [V] under the same tempered distribution as the
 // reported log-probs (sampled_token_logprobs), most likely first.
 std::vector<TokenLogprob> top_alternatives(const torch::Tensor& logits, const SamplingParams& params, int64_t k) {
@@ -44,7 +42,7 @@ void DecodeBatch::enqueue(GenerationRequest request, int64_t index) {
   entry->index = index;
   waiting_.push_back(std::move(entry));
   stats_.prompts += 1;
-  stats_.completions += entry_samples_of(waiting_.back()->request);
+  stats_.completions += waiting_.back()->request.prompt.num_samples;
 }
 
 std::vector<std::shared_ptr<DecodeBatch::Entry>> DecodeBatch::take_admissible(int64_t& longest, int64_t& longest_new) {

@@ -53,7 +53,8 @@ void run(const ServeOptions& o) {
   so.host = o.host;
   so.port = o.port;
   if (o.max_batch_rows < 1) throw std::invalid_argument("serve: --max-batch-rows must be >= 1");
-  if (o.max_queue < 0) throw std::invalid_argument("serve: --max-queue must be >= 0");
+  // A request waits in the queue until the decode loop admits it, even into free rows: 0 would refuse all.
+  if (o.max_queue < 1) throw std::invalid_argument("serve: --max-queue must be >= 1");
   if (o.max_body_bytes < 1024) throw std::invalid_argument("serve: --max-body-bytes must be >= 1024");
   so.max_batch_rows = o.max_batch_rows;
   so.max_queue = o.max_queue;
