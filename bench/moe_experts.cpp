@@ -3,7 +3,7 @@
 // training batch (forward + backward) and for decode steps at batch 8-256 (forward, no autograd).
 // Each row: median time per layer call, tokens/s, and the layer's FLOP/s as a share of a square
 // float32 matmul measured in the same run. Then the top-level LibTorch ops of one training step of the
-// tiny MoE model (forward, cross-entropy, backward, AdamW) on the loop and on the default path,
+// tiny MoE model (forward, cross-entropy, backward, AdamW) on the loop and on contiguous segments,
 // counted by a RecordFunction observer as bench/decode_ops.cpp does.
 //
 //   bench_moe_experts ROOT [TRAIN_TOKENS=2048] [REPEATS=7] [ROWS=20]
@@ -64,7 +64,7 @@ double layer_flops(const ModelConfig& c, int64_t tokens) {
   return tokens * (2.0 * h * c.moe.n_routed_experts + routed + shared);
 }
 
-constexpr ExpertPath kPaths[] = {ExpertPath::Loop, ExpertPath::Padded, ExpertPath::Segments};
+constexpr ExpertPath kPaths[] = {ExpertPath::Loop, ExpertPath::Segments, ExpertPath::Padded};
 
 void layer_table(const std::string& name, const ModelConfig& c, int64_t train_tokens, int repeats, double peak) {
   torch::manual_seed(0);
@@ -213,6 +213,6 @@ int main(int argc, char** argv) {
   layer_table("tiny", tiny, train_tokens, repeats, peak);
   layer_table("small", small, train_tokens, repeats, peak);
 
-  for (ExpertPath path : {ExpertPath::Loop, kDefaultExpertPath}) profile_step(tiny, path, 16, 128, rows);
+  for (ExpertPath path : {ExpertPath::Loop, ExpertPath::Segments}) profile_step(tiny, path, 16, 128, rows);
   return 0;
 }

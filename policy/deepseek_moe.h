@@ -24,9 +24,10 @@ class DeepSeekMoeImpl : public torch::nn::Module {
   // Whether forward(x, ctx) takes the lone-token fast path (forward_token) rather than the grouped
   // one; exposed so that tests hold one to the other.
   bool takes_token_path(const torch::Tensor& x, const ForwardContext& ctx) const;
-  // How the routed experts run on a batch of more than one token (grouped_experts.h): grouped
-  // (contiguous segments) by default, or GRPO_MOE_EXPERTS; the per-expert loop is the reference. Every
-  // path gives the same outputs and gradients up to summation order.
+  // How the routed experts run on a batch of more than one token (grouped_experts.h): Auto (the
+  // faster here: the loop with autograd, contiguous segments without) unless GRPO_MOE_EXPERTS says
+  // otherwise; the per-expert loop is the reference. Every path gives the same outputs and gradients
+  // up to summation order.
   void set_expert_path(ExpertPath path) { expert_path_ = path; }
   ExpertPath expert_path() const { return expert_path_; }
 

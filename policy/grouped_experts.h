@@ -25,19 +25,20 @@
 
 namespace grpo {
 
-enum class ExpertPath { Loop, Padded, Segments };
-// The path DeepSeekMoE layers take unless told otherwise. Measured by bench_moe_experts at the tiny,
-// small and R1-Zero sizes (docs/policy.md, "Grouped MoE experts"): segments matches the loop on a
-// training batch (both bound by the gemms there) and beats it at decode batches of 8-64 with fewer
-// ops; padded bmm loses but at the smallest batches (LibTorch's CPU bmm, the weight stacking and the
-// padding rows).
-constexpr ExpertPath kDefaultExpertPath = ExpertPath::Segments;
+enum class ExpertPath { Loop, Padded, Segments, Auto };
+// Auto, the path DeepSeekMoE layers take unless told otherwise, picks by what bench_moe_experts
+// measured here at the tiny, small and R1-Zero sizes (docs/policy.md, "Grouped MoE experts"): with
+// autograd (a training batch, both paths bound by the gemms) the loop, which segments never beat
+// clearly and the tiny model's layer ran up to 2.7x slower on; without autograd (decoding, reference
+// log-probs) segments, 1.1-1.5x faster at batches of 8-64 with fewer ops. Padded bmm loses at every
+// size but the smallest batches (LibTorch's CPU bmm, stacking the weights, the padding rows).
+constexpr ExpertPath kDefaultExpertPath = ExpertPath::Auto;
 // The path new DeepSeekMoE layers start on: the environment variable GRPO_MOE_EXPERTS (loop, padded or
-// segments) when set, so that a whole run can be timed or checked on another path, else the default.
+// segments or auto) when set, so that a whole run can be timed or checked on another path, else the default.
 // A bad value is an error naming the variable.
 ExpertPath initial_expert_path();
 
-// "loop", "padded", "segments"; anything else is an error naming the accepted values.
+// "loop", "padded", "segments", "auto"; anything else is an error naming the accepted values.
 ExpertPath parse_expert_path(const std::string& name);
 const char* expert_path_name(ExpertPath path);
 
@@ -53,7 +54,8 @@ ExpertDispatch dispatch_by_expert(const torch::Tensor& experts, const torch::Ten
                                   const torch::Tensor& valid, int64_t n_experts);
 
 // Σ over each token's pairs of weight · Expert_e(x_token), as [N, H] (zero for tokens with no pair).
-// x: [N, H]. `experts` holds the layer's E routed experts, in expert-index order.
+// x: [N, H]. `experts` holds the layer's E routed experts, in expert-index order. Auto resolves as
+// kDefaultExpertPath describes.
 torch::Tensor run_routed_experts(ExpertPath path, const torch::Tensor& x, const ExpertDispatch& dispatch,
                                  const std::vector<SwiGluMlp>& experts);
 

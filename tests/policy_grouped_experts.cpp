@@ -245,7 +245,20 @@ TEST_CASE("grouped experts: a model on each path gives the loop's logits and par
   }
 }
 
+TEST_CASE("grouped experts: auto takes the loop with autograd and segments without, the same values") {
+  DeepSeekMoe moe = random_moe(test::kTinyDeepSeekV3, 0.0);
+  torch::manual_seed(10);
+  Tensor x = torch::randn({2, 7, 32}, torch::kDouble);
+  Tensor mask = torch::ones({2, 7}, torch::kBool);
+  mask[0][0] = false;
+  // Which path ran shows in the last bits: each is deterministic, so auto equals its choice exactly.
+  CHECK(torch::equal(run(moe, ExpertPath::Auto, x, mask, nullptr, true).out, run(moe, ExpertPath::Loop, x, mask, nullptr, true).out));
+  CHECK(torch::equal(run(moe, ExpertPath::Auto, x, mask, nullptr, false).out,
+                     run(moe, ExpertPath::Segments, x, mask, nullptr, false).out));
+}
+
 TEST_CASE("grouped experts: an unknown path name is an error naming the accepted ones") {
+  CHECK(parse_expert_path("auto") == ExpertPath::Auto);
   CHECK(parse_expert_path("padded") == ExpertPath::Padded);
   CHECK(parse_expert_path("segments") == ExpertPath::Segments);
   CHECK(parse_expert_path("loop") == ExpertPath::Loop);
@@ -254,6 +267,6 @@ TEST_CASE("grouped experts: an unknown path name is an error naming the accepted
     FAIL("no error");
   } catch (const std::invalid_argument& e) {
     CHECK(std::string(e.what()).find("'bmm'") != std::string::npos);
-    CHECK(std::string(e.what()).find("loop, padded or segments") != std::string::npos);
+    CHECK(std::string(e.what()).find("loop, padded, segments or auto") != std::string::npos);
   }
 }
