@@ -396,6 +396,9 @@ int stage_rejection_sample(lua_State* L) {
   const std::string kept_path = (fs::path(out_dir) / "kept.jsonl").string();
   bool predicate_pushed = false;
   const RejectionCriteria criteria = rejection_criteria(o, !s.rules.empty(), &predicate_pushed);
+#ifdef GRPO_WITH_HTTP
+  if (s.endpoint && state_of(L).check) endpoint_prompts(o, s.endpoint->chat);  // as grpo.sample checks them
+#endif
   StageRecord record = begin_stage(o);
   if (record.complete() && fs::exists(kept_path) && record.result().is_object()) {
     fmt::print(stderr, "[rejection_sample] finished in an earlier run ({})\n", record.path());
@@ -405,8 +408,10 @@ int stage_rejection_sample(lua_State* L) {
   }
 
   s.out = (fs::path(out_dir) / "samples.jsonl").string();
-  size_t prompt_count = 0;
-  const std::vector<json> samples = sample_stage_records(L, o, s, &prompt_count);
+  size_t prompt_count = 0, failed = 0;
+  // An endpoint's records are written to samples.jsonl as they come, so a killed stage resumes there.
+  const std::vector<json> samples =
+      s.endpoint ? endpoint_stage_records(L, o, s, &prompt_count, &failed) : sample_stage_records(L, o, s, &prompt_count);
   RejectionResult r;
   try {
     r = rejection_sample(samples, criteria);
@@ -419,7 +424,7 @@ int stage_rejection_sample(lua_State* L) {
   write_jsonl_file(L, "grpo.rejection_sample", s.out, samples);
   write_jsonl_file(L, "grpo.rejection_sample", (fs::path(out_dir) / "report.jsonl").string(), report);
   write_jsonl_file(L, "grpo.rejection_sample", kept_path, r.kept);
-  const json stats = {{"seen", r.seen},
+  json stats = {{"seen", r.seen},
                       {"passed", r.passed},
                       {"duplicates", r.duplicates},
                       {"capped", r.capped},
@@ -427,13 +432,15 @@ int stage_rejection_sample(lua_State* L) {
                       {"prompts", static_cast<int64_t>(prompt_count)},
                       {"prompts_with_kept", r.prompts_with_kept},
                       {"kept_per_prompt", static_cast<double>(r.kept_count()) / static_cast<double>(std::max<size_t>(prompt_count, 1))}};
+  if (s.endpoint) stats["failed_prompts"] = static_cast<int64_t>(failed);
   fmt::print(stderr, "[rejection_sample] kept {} of {} samples ({} passed, {} duplicates, {} over the cap); {} of {} prompts kept at least one\n",
              r.kept_count(), r.seen, r.passed, r.duplicates, r.capped, r.prompts_with_kept, prompt_count);
   if (r.kept.empty())
     o.fail(fmt::format("no sample was kept: {} samples of {} prompts seen, {} passed the keep criteria; the samples and the "
                        "per-prompt counts are in {}",
                        r.seen, prompt_count, r.passed, out_dir));
-  record.mark_complete(json{{"kept", kept_path}, {"stats", stats}});
+  // As grpo.sample: prompts that failed for good leave the stage unfinished, and a rerun requests them alone.
+  if (failed == 0) record.mark_complete(json{{"kept", kept_path}, {"stats", stats}});
   fmt::print(stderr, "[rejection_sample] {} kept records -> {}\n", r.kept_count(), kept_path);
   lua_pushstring(L, kept_path.c_str());
   push_json(L, stats);

@@ -51,16 +51,11 @@ OptionSpec template_option() {
                          "chat template for conversational records: a built-in, a file or a checkpoint");
 }
 
-// grpo.rejection_sample: grpo.sample's options (more samples per prompt, `out` a directory) and what to keep.
-// The endpoint options stay grpo.sample's: rejection sampling runs on a checkpoint.
+// grpo.rejection_sample: grpo.sample's options (more samples per prompt, `out` a directory, a checkpoint or
+// a teacher behind an endpoint) and what to keep.
 StageSpec rejection_sample_stage(const StageSpec& sample) {
-  StageSpec s{"rejection_sample", {}};
-  for (const OptionSpec& o : sample.options) {
-    if (o.name == "endpoint") break;  // the endpoint options come last
-    s.options.push_back(o);
-  }
+  StageSpec s{"rejection_sample", sample.options};
   for (OptionSpec& o : s.options) {
-    if (o.name == "model") o.doc = "checkpoint directory";
     if (o.name == "n") o.default_value = 8;
     if (o.name == "out") o = option("out", kString, "rejection_sample", "output directory (kept.jsonl, samples, report)");
   }

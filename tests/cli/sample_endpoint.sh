@@ -90,6 +90,24 @@ end
 assert(samples[1].prompt == "abc" and samples[1].id == 1, "a text prompt stays text")
 assert(type(samples[4].prompt) == "table" and #samples[4].prompt == 2 and samples[4].prompt[2].content == "hello",
        "a conversation is sent up to its last user turn")
+-- Rejection sampling from the same teacher, with the same seed: the same answers, so what it keeps is
+-- what the keep rule selects from the samples above (distinct has_k answers, two per prompt at most).
+local kept_path, stats = grpo.rejection_sample { endpoint = url, model = "tiny", api_key_env = "GRPO_TEST_KEY", data = data,
+                                                 n = 3, max_new_tokens = 30, seed = 5, rules = grpo.script_dir .. "/rules.lua",
+                                                 keep = { has_k = 1 }, max_per_prompt = 2, out = "rejection" }
+local expected, seen = 0, {}
+for _, s in ipairs(samples) do
+  local key = s.prompt_index .. "\0" .. s.completion
+  seen[s.prompt_index] = seen[s.prompt_index] or 0
+  if s.rewards.has_k == 1 and not seen[key] and seen[s.prompt_index] < 2 then
+    seen[key] = true
+    seen[s.prompt_index] = seen[s.prompt_index] + 1
+    expected = expected + 1
+  end
+end
+assert(stats.seen == 6 and stats.failed_prompts == 0, "six samples seen, no prompt failed")
+assert(stats.kept == expected, ("kept %d, the keep rule selects %d"):format(stats.kept, expected))
+assert(#grpo.read_jsonl(kept_path) == expected, "kept.jsonl holds the kept records")
 local tuned = grpo.sft { model = "$model", data = path, template = "$dir/template.json", steps = 2, batch_size = 2 }
 print("ok", path, tuned)
 LUA
