@@ -31,17 +31,9 @@ cat > "$dir/template.json" <<'JSON'
 JSON
 
 export GRPO_TEST_KEY=sekret
-"$grpo" serve --model "$model" --port 0 --served-model-name tiny --template "$dir/template.json" --reasoning-marker "</think>" \
-  --api-key-env GRPO_TEST_KEY > "$dir/server.out" 2> "$dir/server.log" &
-server_pid=$!
-port=
-for _ in $(seq 1 300); do
-  port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/server.out")
-  [ -n "$port" ] && break
-  kill -0 "$server_pid" 2>/dev/null || fail "the server exited at start"
-  sleep 0.1
-done
-[ -n "$port" ] || fail "the server did not print its port"
+source "$(cd "$(dirname "$0")/../.." && pwd)/tests/tools/grpo_serve.sh"
+start_grpo_serve --model "$model" --served-model-name tiny --template "$dir/template.json" --reasoning-marker "</think>" \
+  --api-key-env GRPO_TEST_KEY
 url="http://127.0.0.1:$port/v1"
 
 for q in abc hello world xyz; do echo "{\"prompt\": \"$q\", \"answer\": \"k\"}"; done > "$dir/prompts.jsonl"
