@@ -52,20 +52,11 @@ std::vector<api::EndpointPrompt> endpoint_prompts(const SampleOptions& o) {
     if (record.contains("prompt") && record["prompt"].is_string()) {
       p.text = record["prompt"].get<std::string>();
     } else if (is_conversational(record)) {
-      const bool listed = record.contains("prompt");
-      nlohmann::json messages = record[listed ? "prompt" : "messages"];
-      size_t last_user = messages.size();
-      for (size_t k = 0; k < messages.size(); ++k) {
-        if (!messages[k].is_object() || !messages[k].contains("role") || !messages[k]["role"].is_string() ||
-            !messages[k].contains("content") || !messages[k]["content"].is_string())
-          throw std::runtime_error(fmt::format("{}: record {}: message {} must be {{\"role\": ..., \"content\": ...}} (strings)", o.in,
-                                               index, k + 1));
-        if (messages[k]["role"] == "user") last_user = k;
+      try {
+        p.messages = prompt_message_list(record, static_cast<size_t>(index));
+      } catch (const std::invalid_argument& e) {
+        throw std::runtime_error(fmt::format("{}: {}", o.in, e.what()));
       }
-      if (!listed && last_user == messages.size())
-        throw std::runtime_error(fmt::format("{}: record {}: \"messages\" has no user turn to answer", o.in, index));
-      if (!listed) messages.erase(messages.begin() + static_cast<std::ptrdiff_t>(last_user + 1), messages.end());
-      p.messages = std::move(messages);
     } else {
       throw std::runtime_error(fmt::format("{}: record {} has no string \"prompt\", \"prompt\" message list or \"messages\"", o.in, index));
     }

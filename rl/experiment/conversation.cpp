@@ -42,6 +42,25 @@ bool is_conversational(const json& record) {
   return record.contains("messages") && record["messages"].is_array() && !has_string_prompt(record);
 }
 
+json prompt_message_list(const json& record, size_t record_number) {
+  const bool listed = record.contains("prompt") && record["prompt"].is_array();
+  const char* field = listed ? "prompt" : "messages";
+  json messages = record[field];
+  size_t last_user = messages.size();
+  for (size_t k = 0; k < messages.size(); ++k) {
+    const json& m = messages[k];
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") || !m["content"].is_string())
+      throw std::invalid_argument(fmt::format("record {}: {}[{}] must be {{role = \"...\", content = \"...\"}} (strings), got {}",
+                                              record_number, field, k + 1, m.dump()));
+    if (m["role"] == "user") last_user = k;
+  }
+  if (listed) return messages;
+  if (last_user == messages.size())
+    throw std::invalid_argument(fmt::format("record {}: \"messages\" has no user turn to answer", record_number));
+  messages.erase(messages.begin() + static_cast<std::ptrdiff_t>(last_user + 1), messages.end());
+  return messages;
+}
+
 ConversationRenderer::ConversationRenderer(PromptTemplate chat_template, Tokenizer tokenizer)
     : template_(std::move(chat_template)), tokenizer_(std::move(tokenizer)) {
   if (template_.is_jinja()) return;  // a Jinja template is rendered whole (render_jinja)

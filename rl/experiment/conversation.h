@@ -42,6 +42,12 @@ class StageOptions;  // rl/experiment/stage_options.h
 // Whether `record` is in one of the conversational forms above.
 bool is_conversational(const nlohmann::json& record);
 
+// The prompt turns of a conversational record as a chat API takes them (JSON messages): its `prompt`
+// message list whole, or its `messages` up to and including the last user turn. Throws
+// std::invalid_argument ("record N: ...") for a message that is not {role, content} strings, or for
+// `messages` without a user turn.
+nlohmann::json prompt_message_list(const nlohmann::json& record, size_t record_number);
+
 // The rendered text and its tokens; assistant[k] is 1 where token k is an SFT target.
 struct RenderedConversation {
   std::string text;

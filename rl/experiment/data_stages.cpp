@@ -164,26 +164,6 @@ std::vector<json> sample_stage_records(lua_State* L, StageOptions& o, SampleStag
 }
 
 #ifdef GRPO_WITH_HTTP
-// The RL prompt of a conversational record as messages: its `prompt` list, or its `messages` up to and
-// including the last user turn (rl/experiment/conversation.h), each {role, content} with strings.
-json prompt_messages(StageOptions& o, const json& record, size_t index) {
-  const bool listed = record.contains("prompt") && record["prompt"].is_array();
-  const char* field = listed ? "prompt" : "messages";
-  json messages = record[field];
-  size_t last_user = messages.size();
-  for (size_t k = 0; k < messages.size(); ++k) {
-    const json& m = messages[k];
-    if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") || !m["content"].is_string())
-      o.fail(fmt::format("record {}: {}[{}] must be {{role = \"...\", content = \"...\"}} (strings), got {}", index + 1, field, k + 1,
-                         m.dump()));
-    if (m["role"] == "user") last_user = k;
-  }
-  if (listed) return messages;
-  if (last_user == messages.size()) o.fail(fmt::format("record {}: \"messages\" has no user turn to answer", index + 1));
-  messages.erase(messages.begin() + static_cast<std::ptrdiff_t>(last_user + 1), messages.end());
-  return messages;
-}
-
 // The prompts of option "data" as an endpoint takes them: text (option "prompt" or the record's string
 // `prompt`, sent as one user message by the chat API), or a conversational record's messages.
 std::vector<api::EndpointPrompt> endpoint_prompts(StageOptions& o, bool chat) {
@@ -194,7 +174,11 @@ std::vector<api::EndpointPrompt> endpoint_prompts(StageOptions& o, bool chat) {
     api::EndpointPrompt p;
     if (type == LUA_TNIL && is_conversational(records[i])) {
       if (!chat) o.fail(fmt::format("record {} is a conversation: api = \"completions\" takes text prompts (use api = \"chat\")", i + 1));
-      p.messages = prompt_messages(o, records[i], i);
+      try {
+        p.messages = prompt_message_list(records[i], i + 1);
+      } catch (const std::invalid_argument& e) {
+        o.fail(e.what());
+      }
     } else {
       p.text = record_text(o, type, "prompt", records[i], i);
     }
