@@ -50,18 +50,20 @@ std::vector<nlohmann::json> sample_dataset(CausalLM& model, const Tokenizer& tok
     rewards::ScorerPool pool(*rules, static_cast<int>(config.reward_threads));
     std::vector<rewards::SampleScore> scores = pool.score(to_score);
     const std::vector<rewards::RuleSpec>& specs = pool.rule_set().rules();
-    for (size_t i = 0; i < out.size(); ++i) {
-      nlohmann::json values = nlohmann::json::object(), failures = nlohmann::json::object();
-      for (size_t k = 0; k < specs.size(); ++k) {
-        values[specs[k].name] = scores[i].rules[k].value;
-        if (scores[i].rules[k].failed()) failures[specs[k].name] = scores[i].rules[k].message;
-      }
-      out[i]["rewards"] = std::move(values);
-      out[i]["reward"] = scores[i].total;
-      if (!failures.empty()) out[i]["reward_failures"] = std::move(failures);
-    }
+    for (size_t i = 0; i < out.size(); ++i) add_scores(out[i], scores[i], specs);
   }
   return out;
+}
+
+void add_scores(nlohmann::json& record, const rewards::SampleScore& score, const std::vector<rewards::RuleSpec>& rules) {
+  nlohmann::json values = nlohmann::json::object(), failures = nlohmann::json::object();
+  for (size_t k = 0; k < rules.size(); ++k) {
+    values[rules[k].name] = score.rules[k].value;
+    if (score.rules[k].failed()) failures[rules[k].name] = score.rules[k].message;
+  }
+  record["rewards"] = std::move(values);
+  record["reward"] = score.total;
+  if (!failures.empty()) record["reward_failures"] = std::move(failures);
 }
 
 std::map<std::string, double> sample_means(const std::vector<nlohmann::json>& samples) {

@@ -43,6 +43,10 @@ std::vector<nlohmann::json> sample_dataset(CausalLM& model, const Tokenizer& tok
                                            const std::vector<PromptExample>& prompts, const SampleConfig& config,
                                            const rewards::RuleSet* rules);
 
+// Writes a sample's scores into its record as sample_dataset lays them out: "rewards": {rule: value},
+// "reward": the weighted total, and "reward_failures": {rule: message} when a rule failed on it.
+void add_scores(nlohmann::json& record, const rewards::SampleScore& score, const std::vector<rewards::RuleSpec>& rules);
+
 // Means over sample records: "reward", "rewards/<rule>" (when scored) and "completion_length"; and
 // "rewards/<rule>/failures", the number of records on which the rule failed.
 std::map<std::string, double> sample_means(const std::vector<nlohmann::json>& samples);

@@ -242,16 +242,7 @@ std::vector<json> endpoint_stage_records(lua_State* L, StageOptions& o, SampleSt
     for (const json& r : records) batch.push_back(endpoint_reward_input(p, r));
     const std::vector<rewards::SampleScore> scores = pool->score(batch);
     const std::vector<rewards::RuleSpec>& specs = pool->rule_set().rules();
-    for (size_t i = 0; i < records.size(); ++i) {
-      json values = json::object(), failures = json::object();
-      for (size_t k = 0; k < specs.size(); ++k) {
-        values[specs[k].name] = scores[i].rules[k].value;
-        if (scores[i].rules[k].failed()) failures[specs[k].name] = scores[i].rules[k].message;
-      }
-      records[i]["rewards"] = std::move(values);
-      records[i]["reward"] = scores[i].total;
-      if (!failures.empty()) records[i]["reward_failures"] = std::move(failures);
-    }
+    for (size_t i = 0; i < records.size(); ++i) add_scores(records[i], scores[i], specs);
   };
   StageProgress progress(o.stage(), static_cast<int64_t>(prompts.size()));
   a.progress = [&](size_t settled, size_t) { progress.update(static_cast<int64_t>(settled), {}); };
